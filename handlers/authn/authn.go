@@ -1,0 +1,360 @@
+// Package authn decides who is calling: it checks a bearer token (pre-checks,
+// then the verify cache or one coalesced call home) and resolves the caller's
+// mirrored user (LRU, database, or a fetch from the auth service).
+package authn
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"jwtgate/models"
+)
+
+// Verifier says whether a token that passed the pre-checks is genuine:
+// nil, an error matching models.ErrTokenInvalid, or one matching
+// models.ErrAuthUnavailable.
+type Verifier interface {
+	Verify(ctx context.Context, raw string) error
+}
+
+// UserFetcher fetches a user's record from the auth service with the
+// caller's token.
+type UserFetcher interface {
+	FetchUser(ctx context.Context, token, id string, now time.Time) (models.User, error)
+}
+
+// UserStore is the part of the user mirror authn needs.
+type UserStore interface {
+	User(ctx context.Context, id string) (models.User, error)
+	UpsertUser(ctx context.Context, u models.User) error
+	SetActive(ctx context.Context, id string, active bool) error
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Token models.Token
+	User  *models.User
+	// Attrs is the user as access rules see it; shared, read-only.
+	Attrs map[string]any
+}
+
+// Config is what the authenticator needs from settings.
+type Config struct {
+	UserIDClaim  string
+	Leeway       time.Duration
+	CacheSize    int
+	TTL          time.Duration
+	NegativeTTL  time.Duration
+	UserCacheSz  int
+	RefreshAfter time.Duration
+	// CallTimeout bounds a shared call home, whoever is waiting for it.
+	CallTimeout time.Duration
+}
+
+// ConfigFrom takes the authenticator's settings from settings.yaml.
+func ConfigFrom(s models.Settings) Config {
+	return Config{
+		UserIDClaim:  s.Auth.UserIDClaim,
+		Leeway:       s.Auth.Local.Leeway,
+		CacheSize:    s.Auth.Cache.Size,
+		TTL:          s.Auth.Cache.TTL,
+		NegativeTTL:  s.Auth.Cache.NegativeTTL,
+		UserCacheSz:  s.Users.CacheSize,
+		RefreshAfter: s.Users.RefreshAfter,
+		CallTimeout:  s.AuthService.Timeout,
+	}
+}
+
+// staleRetry is how soon a stale record served during an outage is re-fetched.
+const staleRetry = 30 * time.Second
+
+type verdict struct {
+	tok     models.Token
+	expires time.Time // min(now+ttl, exp)
+}
+
+type cachedUser struct {
+	user    models.User
+	attrs   map[string]any
+	checkAt time.Time // re-fetch from the auth service after this
+}
+
+// Authenticator checks tokens and resolves users. It is safe for concurrent use.
+type Authenticator struct {
+	cfg      Config
+	verifier Verifier
+	fetcher  UserFetcher
+	store    UserStore
+	log      *slog.Logger
+	now      func() time.Time
+
+	tokens   *lru.Cache[[32]byte, verdict]
+	rejected *lru.Cache[[32]byte, time.Time]
+	users    *lru.Cache[string, *cachedUser]
+
+	tokenCalls singleflight.Group
+	userCalls  singleflight.Group
+
+	// Observer, when set, is told what happened (for metrics). Set before use.
+	Observer Observer
+}
+
+// Observer receives authentication events; any field may be nil.
+type Observer struct {
+	CacheHit      func()
+	CacheMiss     func()
+	NegativeHit   func()
+	Coalesced     func()
+	Refused       func(reason string)
+	UserFetched   func(outcome string)
+	MirrorWritten func(err error)
+}
+
+// New builds an authenticator.
+func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, now func() time.Time) (*Authenticator, error) {
+	tokens, err := lru.New[[32]byte, verdict](cfg.CacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("auth.cache.size: %w", err)
+	}
+	rejected, err := lru.New[[32]byte, time.Time](max(cfg.CacheSize/10, 128))
+	if err != nil {
+		return nil, fmt.Errorf("auth.cache.size: %w", err)
+	}
+	users, err := lru.New[string, *cachedUser](cfg.UserCacheSz)
+	if err != nil {
+		return nil, fmt.Errorf("users.cache_size: %w", err)
+	}
+	return &Authenticator{
+		cfg: cfg, verifier: v, fetcher: f, store: st, log: log, now: now,
+		tokens: tokens, rejected: rejected, users: users,
+	}, nil
+}
+
+// TokenKey is the cache key of a token: its SHA-256, so raw tokens are
+// never kept as map keys.
+func TokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+
+// Authenticate checks raw and returns the caller. Errors match
+// models.ErrTokenInvalid, ErrUserInactive, ErrAuthUnavailable or ErrUserRejected.
+func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal, error) {
+	tok, err := a.Token(ctx, raw)
+	if err != nil {
+		return Principal{}, err
+	}
+	cu, err := a.user(ctx, raw, tok.UserID)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !cu.user.IsActive {
+		a.refused("inactive")
+		return Principal{}, fmt.Errorf("user %q: %w", cu.user.ID, models.ErrUserInactive)
+	}
+	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs}, nil
+}
+
+// Token checks a token without resolving its user.
+func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, error) {
+	if len(raw) > models.MaxTokenBytes {
+		a.refused(models.ReasonTooLarge)
+		return models.Token{}, &models.TokenError{Reason: models.ReasonTooLarge, Detail: "token too long"}
+	}
+	key := TokenKey(raw)
+	now := a.now()
+	if v, ok := a.tokens.Get(key); ok {
+		if now.Before(v.expires) {
+			a.event(a.Observer.CacheHit)
+			return v.tok, nil
+		}
+		a.tokens.Remove(key)
+	}
+	if until, ok := a.rejected.Get(key); ok && now.Before(until) {
+		a.event(a.Observer.NegativeHit)
+		a.refused(models.ReasonRejected)
+		return models.Token{}, &models.TokenError{Reason: models.ReasonRejected, Detail: "rejected by the auth service (cached)"}
+	}
+	a.event(a.Observer.CacheMiss)
+	tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, now)
+	if err != nil {
+		a.refused(models.TokenReason(err))
+		return models.Token{}, err
+	}
+	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
+		// Shared by every waiter: run it on a context no single caller can
+		// cancel, bounded by its own timeout.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+		defer cancel()
+		err := a.verifier.Verify(cctx, raw)
+		switch {
+		case err == nil:
+			expires := a.now().Add(a.cfg.TTL)
+			if tok.Expires.Before(expires) {
+				expires = tok.Expires
+			}
+			a.tokens.Add(key, verdict{tok: tok, expires: expires})
+		case errors.Is(err, models.ErrTokenInvalid) && a.cfg.NegativeTTL > 0:
+			a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
+		}
+		return nil, err
+	})
+	select {
+	case res := <-ch:
+		if res.Shared {
+			a.event(a.Observer.Coalesced)
+		}
+		if res.Err != nil {
+			if reason := models.TokenReason(res.Err); reason != "" {
+				a.refused(reason)
+			}
+			return models.Token{}, res.Err
+		}
+		return tok, nil
+	case <-ctx.Done():
+		return models.Token{}, fmt.Errorf("verify: %w", ctx.Err())
+	}
+}
+
+// user returns the cached user, or loads it once for all concurrent callers.
+func (a *Authenticator) user(ctx context.Context, raw, id string) (*cachedUser, error) {
+	if cu, ok := a.users.Get(id); ok && a.now().Before(cu.checkAt) {
+		return cu, nil
+	}
+	ch := a.userCalls.DoChan(id, func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*a.cfg.CallTimeout)
+		defer cancel()
+		return a.loadUser(cctx, raw, id)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*cachedUser), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("user %q: %w", id, ctx.Err())
+	}
+}
+
+func (a *Authenticator) loadUser(ctx context.Context, raw, id string) (*cachedUser, error) {
+	var stale *models.User
+	if cu, ok := a.users.Get(id); ok {
+		if a.now().Before(cu.checkAt) { // another flight just refreshed it
+			return cu, nil
+		}
+		stale = &cu.user
+	} else {
+		u, err := a.store.User(ctx, id)
+		switch {
+		case err == nil:
+			if a.now().Sub(u.FetchedAt) < a.cfg.RefreshAfter {
+				return a.remember(u, u.FetchedAt.Add(a.cfg.RefreshAfter)), nil
+			}
+			stale = &u
+		case errors.Is(err, models.ErrNotFound):
+		default:
+			// The mirror is a cache of the auth service: carry on without it.
+			a.log.ErrorContext(ctx, "user mirror read failed", "user_id", id, "err", err)
+		}
+	}
+	fetched, err := a.fetcher.FetchUser(ctx, raw, id, a.now())
+	switch {
+	case err == nil && fetched.ID != id:
+		a.log.WarnContext(ctx, "auth service returned another user's record", "user_id", id, "record_id", fetched.ID)
+		return nil, fmt.Errorf("user %q: record is for %q: %w", id, fetched.ID, models.ErrUserRejected)
+	case err == nil:
+		a.fetched("ok")
+		a.write(ctx, fetched)
+		return a.remember(fetched, fetched.FetchedAt.Add(a.cfg.RefreshAfter)), nil
+	case errors.Is(err, models.ErrUserRejected):
+		a.fetched("rejected")
+		if stale == nil {
+			return nil, fmt.Errorf("user %q: %w", id, err)
+		}
+		// Definitive: the user was deactivated or deleted, or the token is
+		// no longer accepted. Keep the record but refuse it from now on.
+		a.log.InfoContext(ctx, "auth service refused a mirrored user; marking inactive", "user_id", id)
+		u := *stale
+		u.IsActive = false
+		if werr := a.store.SetActive(ctx, id, false); werr != nil && !errors.Is(werr, models.ErrNotFound) {
+			a.log.ErrorContext(ctx, "user mirror write failed", "user_id", id, "err", werr)
+		}
+		a.remember(u, a.now().Add(a.cfg.RefreshAfter))
+		return nil, fmt.Errorf("user %q: %w", id, models.ErrUserInactive)
+	default:
+		a.fetched("unavailable")
+		if stale == nil {
+			return nil, fmt.Errorf("user %q: %w", id, err)
+		}
+		a.log.WarnContext(ctx, "auth service unreachable; serving stale user record", "user_id", id, "fetched_at", stale.FetchedAt, "err", err)
+		return a.remember(*stale, a.now().Add(min(a.cfg.RefreshAfter, staleRetry))), nil
+	}
+}
+
+// Mirror stores a freshly fetched user (after a login, say) and caches it.
+func (a *Authenticator) Mirror(ctx context.Context, u models.User) error {
+	err := a.write(ctx, u)
+	a.remember(u, u.FetchedAt.Add(a.cfg.RefreshAfter))
+	return err
+}
+
+func (a *Authenticator) write(ctx context.Context, u models.User) error {
+	err := a.store.UpsertUser(ctx, u)
+	if a.Observer.MirrorWritten != nil {
+		a.Observer.MirrorWritten(err)
+	}
+	if err != nil {
+		// The record stays cached in memory and is written on next fetch.
+		a.log.ErrorContext(ctx, "user mirror write failed", "user_id", u.ID, "err", err)
+	}
+	return err
+}
+
+func (a *Authenticator) remember(u models.User, checkAt time.Time) *cachedUser {
+	cu := &cachedUser{user: u, attrs: u.Attributes(), checkAt: checkAt}
+	a.users.Add(u.ID, cu)
+	return cu
+}
+
+// ForgetToken drops a token from the verify caches (after a blacklist call).
+func (a *Authenticator) ForgetToken(raw string) {
+	key := TokenKey(raw)
+	a.tokens.Remove(key)
+	a.rejected.Remove(key)
+}
+
+// ForgetTokenKey drops a token by its cache key (for notifications from
+// other replicas, which carry hashes, never tokens).
+func (a *Authenticator) ForgetTokenKey(key [32]byte) {
+	a.tokens.Remove(key)
+	a.rejected.Remove(key)
+}
+
+// ForgetUser drops a user from the user cache.
+func (a *Authenticator) ForgetUser(id string) { a.users.Remove(id) }
+
+// CacheLen returns the number of cached positive verdicts.
+func (a *Authenticator) CacheLen() int { return a.tokens.Len() }
+
+func (a *Authenticator) refused(reason string) {
+	if a.Observer.Refused != nil {
+		a.Observer.Refused(reason)
+	}
+}
+
+func (a *Authenticator) event(f func()) {
+	if f != nil {
+		f()
+	}
+}
+
+func (a *Authenticator) fetched(outcome string) {
+	if a.Observer.UserFetched != nil {
+		a.Observer.UserFetched(outcome)
+	}
+}

@@ -1,0 +1,82 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"jwtgate/handlers/authn"
+	"jwtgate/models"
+	"jwtgate/remote"
+)
+
+// Gateway is jwtgate wired together: the HTTP handler and what it owns.
+type Gateway struct {
+	// Handler serves the whole HTTP surface.
+	Handler http.Handler
+	// Store is the user mirror.
+	Store *models.Store
+	// Auth authenticates tokens and resolves users.
+	Auth *authn.Authenticator
+	// Remote is the auth service client.
+	Remote *remote.Client
+}
+
+// Options adjust a Gateway for tests; the zero value is production.
+type Options struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewGateway opens the database and builds the auth service client, the
+// authenticator and the router from settings.
+func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Options) (*Gateway, error) {
+	if os.Getenv(gin.EnvGinMode) == "" {
+		gin.SetMode(gin.ReleaseMode)
+	}
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	store, err := models.OpenStore(ctx, s.Database, now)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := remote.New(s.AuthService, nil)
+	if err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	auth, err := authn.New(authn.ConfigFrom(s), rc, rc, store, log, now)
+	if err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	table, err := newRouteTable(s.Routes, upstreamTransport(), log)
+	if err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	router := newRouter(routerDeps{log: log, settings: s, remote: rc, auth: auth, table: table, now: now})
+	return &Gateway{Handler: router, Store: store, Auth: auth, Remote: rc}, nil
+}
+
+// Close releases the database.
+func (g *Gateway) Close() error {
+	if err := g.Store.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// upstreamTransport pools keep-alive connections to every upstream.
+func upstreamTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}

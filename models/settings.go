@@ -1,0 +1,332 @@
+package models
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Settings is the whole of settings.yaml. Field names follow the contract
+// (../shared/design/contract.md); defaults come from DefaultSettings.
+type Settings struct {
+	Listen          string          `yaml:"listen"`
+	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
+	AuthService     AuthService     `yaml:"auth_service"`
+	Auth            Auth            `yaml:"auth"`
+	Database        Database        `yaml:"database"`
+	Users           Users           `yaml:"users"`
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
+	Log             Log             `yaml:"log"`
+	Routes          []Route         `yaml:"routes"`
+}
+
+// AuthService says where the private SimpleJWT auth service is and which
+// paths it serves.
+type AuthService struct {
+	URL           string        `yaml:"url"`
+	TokenPath     string        `yaml:"token_path"`
+	RefreshPath   string        `yaml:"refresh_path"`
+	VerifyPath    string        `yaml:"verify_path"`
+	BlacklistPath string        `yaml:"blacklist_path"`
+	UserPath      string        `yaml:"user_path"`
+	Timeout       time.Duration `yaml:"timeout"`
+	// MaxBodyBytes caps request bodies on the token endpoints (413 above it).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Auth configures how API calls are authenticated.
+type Auth struct {
+	HeaderName  string     `yaml:"header_name"`
+	HeaderTypes []string   `yaml:"header_types"`
+	UserIDClaim string     `yaml:"user_id_claim"`
+	Verify      string     `yaml:"verify"`
+	Cache       AuthCache  `yaml:"cache"`
+	Local       LocalVerif `yaml:"local"`
+}
+
+// AuthCache sizes the verify cache and bounds how long verdicts live.
+type AuthCache struct {
+	Size        int           `yaml:"size"`
+	TTL         time.Duration `yaml:"ttl"`
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+}
+
+// LocalVerif configures in-process signature verification (verify: local or hybrid).
+type LocalVerif struct {
+	JWKSURL    string        `yaml:"jwks_url"`
+	Keys       []string      `yaml:"keys"`
+	Algorithms []string      `yaml:"algorithms"`
+	Issuer     string        `yaml:"issuer"`
+	Audience   string        `yaml:"audience"`
+	Leeway     time.Duration `yaml:"leeway"`
+}
+
+// Database selects the user mirror's database.
+type Database struct {
+	Driver string `yaml:"driver"`
+	DSN    string `yaml:"dsn"`
+}
+
+// Users configures the user mirror's cache and freshness.
+type Users struct {
+	RefreshAfter time.Duration `yaml:"refresh_after"`
+	CacheSize    int           `yaml:"cache_size"`
+}
+
+// IdentityHeaders configures the headers that carry the caller's identity upstream.
+type IdentityHeaders struct {
+	Prefix string `yaml:"prefix"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Route is one entry of routes: a path prefix forwarded to an upstream.
+type Route struct {
+	Name      string        `yaml:"name"`
+	Path      string        `yaml:"path"`
+	Upstream  string        `yaml:"upstream"`
+	Auth      string        `yaml:"auth"`
+	Methods   []string      `yaml:"methods"`
+	Allow     string        `yaml:"allow"`
+	StripPath bool          `yaml:"strip_path"`
+	Timeout   time.Duration `yaml:"timeout"`
+
+	// Rule is Allow compiled by Validate; nil when Allow is empty.
+	Rule *Rule `yaml:"-"`
+}
+
+// Verification modes of auth.verify.
+const (
+	VerifyRemote = "remote"
+	VerifyLocal  = "local"
+	VerifyHybrid = "hybrid"
+)
+
+// Authentication modes of a route.
+const (
+	AuthRequired = "required"
+	AuthOptional = "optional"
+	AuthNone     = "none"
+)
+
+// Environment variables that override settings.yaml.
+const (
+	EnvConfig         = "JWTGATE_CONFIG"
+	EnvListen         = "JWTGATE_LISTEN"
+	EnvAuthServiceURL = "JWTGATE_AUTH_SERVICE_URL"
+	EnvDatabaseDSN    = "JWTGATE_DATABASE_DSN"
+)
+
+// DefaultSettings returns the embedded defaults; settings.yaml overrides them key by key.
+func DefaultSettings() Settings {
+	return Settings{
+		Listen:          "127.0.0.1:8001",
+		ShutdownTimeout: 15 * time.Second,
+		AuthService: AuthService{
+			URL:           "http://127.0.0.1:8000",
+			TokenPath:     "/auth/token/",
+			RefreshPath:   "/auth/token/refresh/",
+			VerifyPath:    "/auth/token/verify/",
+			BlacklistPath: "/auth/token/blacklist/",
+			UserPath:      "/auth/users/{user_id}/",
+			Timeout:       5 * time.Second,
+			MaxBodyBytes:  64 << 10,
+		},
+		Auth: Auth{
+			HeaderName:  "Authorization",
+			HeaderTypes: []string{"Bearer"},
+			UserIDClaim: "user_id",
+			Verify:      VerifyRemote,
+			Cache:       AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
+			Local:       LocalVerif{Algorithms: []string{"RS256"}},
+		},
+		Database:        Database{Driver: "sqlite", DSN: "jwtgate.db"},
+		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000},
+		IdentityHeaders: IdentityHeaders{Prefix: "X-User-"},
+		Log:             Log{Level: "info", Format: "text"},
+	}
+}
+
+// LoadSettings reads settings.yaml over the defaults, applies the
+// environment overrides and validates the result. Every problem is
+// reported at once, each naming its key.
+func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
+	s := DefaultSettings()
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true) // "timout: 5s" fails instead of silently keeping the default
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
+		return Settings{}, fmt.Errorf("settings: %w", explainYAML(err))
+	}
+	s.Listen = cmp.Or(getenv(EnvListen), s.Listen)
+	s.AuthService.URL = cmp.Or(getenv(EnvAuthServiceURL), s.AuthService.URL)
+	s.Database.DSN = cmp.Or(getenv(EnvDatabaseDSN), s.Database.DSN)
+	if err := s.Validate(); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// explainYAML rewords yaml.v3's messages so a person sees which key is wrong.
+func explainYAML(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		// "line 3: field timout not found in type models.AuthService"
+		if line, rest, ok := strings.Cut(m, ": field "); ok {
+			if name, _, ok := strings.Cut(rest, " not found"); ok {
+				m = fmt.Sprintf("%s: unknown key %q", line, name)
+			}
+		}
+		// "cannot unmarshal !!str `5 sec` into time.Duration"
+		if strings.Contains(m, "time.Duration") {
+			m += ` (want a Go duration such as "30s" or "5m")`
+		}
+		msgs = append(msgs, m)
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+// Validate checks every value and returns all problems joined, each naming its key.
+func (s *Settings) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("settings: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if s.Listen == "" {
+		bad("listen", "must not be empty (e.g. \"127.0.0.1:8001\")")
+	}
+	if s.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be a positive duration, got %s", s.ShutdownTimeout)
+	}
+	checkURL := func(key, raw string, required bool) {
+		if raw == "" {
+			if required {
+				bad(key, "must not be empty")
+			}
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(key, "must be an http:// or https:// URL with a host, got %q", raw)
+		}
+	}
+	as := &s.AuthService
+	checkURL("auth_service.url", as.URL, true)
+	for key, p := range map[string]string{
+		"auth_service.token_path": as.TokenPath, "auth_service.refresh_path": as.RefreshPath,
+		"auth_service.verify_path": as.VerifyPath, "auth_service.blacklist_path": as.BlacklistPath,
+		"auth_service.user_path": as.UserPath,
+	} {
+		if !strings.HasPrefix(p, "/") {
+			bad(key, "must be a path starting with /, got %q", p)
+		}
+	}
+	if as.Timeout <= 0 {
+		bad("auth_service.timeout", "must be a positive duration, got %s", as.Timeout)
+	}
+	if as.MaxBodyBytes <= 0 {
+		bad("auth_service.max_body_bytes", "must be positive, got %d", as.MaxBodyBytes)
+	}
+	a := &s.Auth
+	if a.HeaderName == "" {
+		bad("auth.header_name", "must not be empty")
+	}
+	if a.UserIDClaim == "" {
+		bad("auth.user_id_claim", "must not be empty")
+	}
+	if !slices.Contains([]string{VerifyRemote, VerifyLocal, VerifyHybrid}, a.Verify) {
+		bad("auth.verify", "must be remote, local or hybrid, got %q", a.Verify)
+	}
+	if a.Cache.Size <= 0 {
+		bad("auth.cache.size", "must be positive, got %d", a.Cache.Size)
+	}
+	if a.Cache.TTL <= 0 {
+		bad("auth.cache.ttl", "must be a positive duration, got %s", a.Cache.TTL)
+	}
+	if a.Cache.NegativeTTL < 0 {
+		bad("auth.cache.negative_ttl", "must not be negative, got %s", a.Cache.NegativeTTL)
+	}
+	if a.Local.Leeway < 0 {
+		bad("auth.local.leeway", "must not be negative, got %s", a.Local.Leeway)
+	}
+	checkURL("auth.local.jwks_url", a.Local.JWKSURL, false)
+	if a.Verify != VerifyRemote && a.Local.JWKSURL == "" && len(a.Local.Keys) == 0 {
+		bad("auth.local", "verify: %s needs auth.local.jwks_url or auth.local.keys", a.Verify)
+	}
+	switch s.Database.Driver {
+	case "sqlite", "postgres":
+	default:
+		bad("database.driver", "must be sqlite or postgres, got %q", s.Database.Driver)
+	}
+	if s.Database.DSN == "" {
+		bad("database.dsn", "must not be empty")
+	}
+	if s.Users.RefreshAfter <= 0 {
+		bad("users.refresh_after", "must be a positive duration, got %s", s.Users.RefreshAfter)
+	}
+	if s.Users.CacheSize <= 0 {
+		bad("users.cache_size", "must be positive, got %d", s.Users.CacheSize)
+	}
+	if s.IdentityHeaders.Prefix == "" {
+		bad("identity_headers.prefix", "must not be empty (e.g. \"X-User-\")")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s.Log.Level)) {
+		bad("log.level", "must be debug, info, warn or error, got %q", s.Log.Level)
+	}
+	if s.Log.Format != "text" && s.Log.Format != "json" {
+		bad("log.format", "must be text or json, got %q", s.Log.Format)
+	}
+	seen := map[string]int{}
+	for i := range s.Routes {
+		r := &s.Routes[i]
+		key := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			r.Name = strings.Trim(r.Path, "/")
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			bad(key+".path", "must start with /, got %q", r.Path)
+		} else if j, dup := seen[r.Path]; dup {
+			bad(key+".path", "%q is also routes[%d].path", r.Path, j)
+		} else {
+			seen[r.Path] = i
+		}
+		checkURL(key+".upstream", r.Upstream, true)
+		if r.Auth == "" {
+			r.Auth = AuthRequired
+		}
+		if !slices.Contains([]string{AuthRequired, AuthOptional, AuthNone}, r.Auth) {
+			bad(key+".auth", "must be required, optional or none, got %q", r.Auth)
+		}
+		for j, m := range r.Methods {
+			r.Methods[j] = strings.ToUpper(m)
+		}
+		if r.Timeout < 0 {
+			bad(key+".timeout", "must not be negative, got %s", r.Timeout)
+		}
+		if r.Allow != "" {
+			if r.Auth == AuthNone {
+				bad(key+".allow", "has no user to check on a route with auth: none")
+			}
+			rule, err := CompileRule(r.Allow)
+			if err != nil {
+				bad(key+".allow", "%q does not compile: %v", r.Allow, err)
+			}
+			r.Rule = rule
+		}
+	}
+	return errors.Join(errs...)
+}

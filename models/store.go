@@ -1,0 +1,194 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+	"gorm.io/gorm/logger"
+)
+
+// Store is the user mirror's database (SQLite or PostgreSQL through GORM).
+type Store struct {
+	db     *gorm.DB
+	driver string
+}
+
+// upsertColumns are overwritten when a mirrored user already exists;
+// created_at keeps the first mirroring time.
+var upsertColumns = []string{
+	"email", "username", "first_name", "last_name", "is_active", "is_staff",
+	"is_superuser", "date_joined", "last_login", "fields", "fetched_at", "updated_at",
+}
+
+// OpenStore opens the database and creates or migrates the schema.
+func OpenStore(ctx context.Context, cfg Database, now func() time.Time) (*Store, error) {
+	var dial gorm.Dialector
+	switch cfg.Driver {
+	case "sqlite":
+		dial = sqlite.Open(sqliteDSN(cfg.DSN))
+	case "postgres":
+		dial = postgres.Open(cfg.DSN)
+	default:
+		return nil, fmt.Errorf("database.driver %q: must be sqlite or postgres", cfg.Driver)
+	}
+	db, err := gorm.Open(dial, &gorm.Config{
+		TranslateError:         true,
+		NowFunc:                func() time.Time { return now().UTC() },
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true, // every write is one statement
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", cfg.Driver, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", cfg.Driver, err)
+	}
+	if cfg.Driver == "sqlite" {
+		// One connection: SQLite has one writer anyway, and serialising in
+		// Go never surfaces "database is locked" to a login. Other
+		// processes are waited for by busy_timeout.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(16)
+		sqlDB.SetMaxIdleConns(4)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s := &Store{db: db, driver: cfg.Driver}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	if err := db.WithContext(ctx).AutoMigrate(&User{}); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("migrate %s database: %w", cfg.Driver, err)
+	}
+	return s, nil
+}
+
+// sqliteDSN adds WAL, a busy timeout and immediate write transactions to a
+// file name or DSN, keeping any options the operator gave.
+func sqliteDSN(dsn string) string {
+	opts := []string{"_journal_mode=WAL", "_busy_timeout=10000", "_synchronous=NORMAL", "_txlock=immediate", "_foreign_keys=on"}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	var add []string
+	for _, o := range opts {
+		name, _, _ := strings.Cut(o, "=")
+		if !strings.Contains(dsn, name+"=") {
+			add = append(add, o)
+		}
+	}
+	if len(add) == 0 {
+		return dsn
+	}
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	return dsn + sep + strings.Join(add, "&")
+}
+
+// Driver returns "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.driver }
+
+// DB exposes the GORM handle for packages that extend the store (metrics,
+// notifications); handlers never use it.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("database %s: %w", s.driver, err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// UpsertUser inserts the user or updates the row with the same id, in one
+// statement (INSERT ... ON CONFLICT), so concurrent mirrors of one user from
+// one or several replicas never fail or duplicate.
+func (s *Store) UpsertUser(ctx context.Context, u User) error {
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		DoUpdates: clause.AssignmentColumns(upsertColumns),
+	}).Create(&u).Error
+	if err != nil {
+		return fmt.Errorf("upsert user %q: %w", u.ID, err)
+	}
+	return nil
+}
+
+// User returns the mirrored user with this id, or ErrNotFound.
+func (s *Store) User(ctx context.Context, id string) (User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
+	} else if err != nil {
+		return User{}, fmt.Errorf("user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// SetActive sets a mirrored user's is_active flag; ErrNotFound when absent.
+func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Update("is_active", active)
+	if res.Error != nil {
+		return fmt.Errorf("set user %q active=%t: %w", id, active, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Users lists mirrored users ordered by id.
+func (s *Store) Users(ctx context.Context) ([]User, error) {
+	var us []User
+	if err := s.db.WithContext(ctx).Order("id").Find(&us).Error; err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return us, nil
+}
+
+// DeleteUser removes a mirrored user; ErrNotFound when absent.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&User{})
+	if res.Error != nil {
+		return fmt.Errorf("delete user %q: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// PurgeUsers deletes users not fetched since before; it returns how many.
+func (s *Store) PurgeUsers(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("fetched_at < ?", before.UTC()).Delete(&User{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("purge users: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}

@@ -1,0 +1,125 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+	"time"
+)
+
+// User is a mirrored record of the auth service's user. The primary key is
+// the auth service's id (as text, so numeric and UUID ids both fit); email
+// is not unique, so an email change or swap never duplicates or collides.
+type User struct {
+	ID          string `gorm:"primaryKey;size:191"`
+	Email       string `gorm:"index;size:320"`
+	Username    string `gorm:"size:191"`
+	FirstName   string
+	LastName    string
+	IsActive    bool
+	IsStaff     bool
+	IsSuperuser bool
+	DateJoined  *time.Time
+	LastLogin   *time.Time
+	// Fields is the whole record as the auth service sent it, extra fields
+	// included, for access rules.
+	Fields map[string]any `gorm:"serializer:json"`
+	// FetchedAt is when the record was last fetched from the auth service.
+	FetchedAt time.Time `gorm:"index"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// UserFromRecord builds a User from the auth service's JSON record. The id
+// may be a number or a string; dates may carry any UTC offset or be null.
+func UserFromRecord(body []byte, fetchedAt time.Time) (User, error) {
+	var rec map[string]any
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return User{}, fmt.Errorf("user record: %w", err)
+	}
+	id, ok := IDString(rec["id"])
+	if !ok {
+		// /auth/user/ style services sometimes name it pk.
+		if id, ok = IDString(rec["pk"]); !ok {
+			return User{}, fmt.Errorf("user record: no id field")
+		}
+	}
+	u := User{
+		ID:          id,
+		Email:       str(rec["email"]),
+		Username:    str(rec["username"]),
+		FirstName:   str(rec["first_name"]),
+		LastName:    str(rec["last_name"]),
+		IsActive:    true,
+		IsStaff:     rec["is_staff"] == true,
+		IsSuperuser: rec["is_superuser"] == true,
+		DateJoined:  date(rec["date_joined"]),
+		LastLogin:   date(rec["last_login"]),
+		Fields:      rec,
+		FetchedAt:   fetchedAt,
+	}
+	if v, present := rec["is_active"]; present {
+		u.IsActive = v == true
+	}
+	return u, nil
+}
+
+// IDString turns a JSON id (number or string) into its text form; ok is
+// false when the value is absent, empty or of another type.
+func IDString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, x != ""
+	case float64:
+		if x != float64(int64(x)) {
+			return "", false
+		}
+		return strconv.FormatInt(int64(x), 10), true
+	case json.Number:
+		if _, err := x.Int64(); err != nil {
+			return "", false
+		}
+		return x.String(), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case int:
+		return strconv.Itoa(x), true
+	}
+	return "", false
+}
+
+// Attributes returns the user as access rules see it: every field the auth
+// service sent, with the mirrored columns as the authority for the standard
+// ones. The map is built fresh; callers may keep it.
+func (u *User) Attributes() map[string]any {
+	m := make(map[string]any, len(u.Fields)+8)
+	maps.Copy(m, u.Fields)
+	m["id"] = u.ID
+	m["email"] = u.Email
+	m["username"] = u.Username
+	m["first_name"] = u.FirstName
+	m["last_name"] = u.LastName
+	m["is_active"] = u.IsActive
+	m["is_staff"] = u.IsStaff
+	m["is_superuser"] = u.IsSuperuser
+	return m
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func date(v any) *time.Time {
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return &t
+		}
+	}
+	return nil
+}

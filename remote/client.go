@@ -1,0 +1,213 @@
+// Package remote speaks the private auth service's wire format (Django REST
+// framework + SimpleJWT): relaying token calls, verifying tokens and
+// fetching user records. It knows nothing about the gateway's HTTP layer.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"jwtgate/models"
+)
+
+// maxResponseBytes bounds what is read from the auth service.
+const maxResponseBytes = 1 << 20
+
+// Endpoint names a configured auth service path.
+type Endpoint int
+
+// The auth service's endpoints.
+const (
+	EndpointToken Endpoint = iota
+	EndpointRefresh
+	EndpointVerify
+	EndpointBlacklist
+	EndpointUser
+)
+
+// String names the endpoint for logs and metrics.
+func (e Endpoint) String() string {
+	return [...]string{"token", "refresh", "verify", "blacklist", "user"}[e]
+}
+
+// Response is the auth service's answer, read whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Client calls the auth service over a pooled HTTP client with a timeout per call.
+type Client struct {
+	base    *url.URL
+	paths   [5]string
+	http    *http.Client
+	timeout time.Duration
+	// Observe, when set, is told about every call home (for metrics).
+	Observe func(e Endpoint, outcome string, d time.Duration)
+}
+
+// NewTransport returns a pooled transport for calls to one host: the
+// default keeps only 2 idle connections per host, which under load means a
+// new TCP connection per call.
+func NewTransport(timeout time.Duration) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = timeout
+	t.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+	return t
+}
+
+// New builds a client for the configured auth service. hc may be nil for a
+// pooled default.
+func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
+	base, err := url.Parse(strings.TrimSuffix(cfg.URL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("auth_service.url: %w", err)
+	}
+	if hc == nil {
+		hc = &http.Client{Transport: NewTransport(cfg.Timeout)}
+	}
+	return &Client{
+		base:    base,
+		paths:   [5]string{cfg.TokenPath, cfg.RefreshPath, cfg.VerifyPath, cfg.BlacklistPath, cfg.UserPath},
+		http:    hc,
+		timeout: cfg.Timeout,
+	}, nil
+}
+
+// URL returns the auth service's base URL.
+func (c *Client) URL() string { return c.base.String() }
+
+// Relay posts body to a token endpoint and returns the answer unchanged,
+// whatever its status. The error is non-nil (wrapping
+// models.ErrAuthUnavailable) only when no answer came.
+func (c *Client) Relay(ctx context.Context, e Endpoint, contentType string, body []byte, hdr http.Header) (Response, error) {
+	h := http.Header{}
+	for k, vs := range hdr {
+		h[k] = vs
+	}
+	h.Set("Content-Type", contentType)
+	return c.do(ctx, e, http.MethodPost, c.paths[e], h, body)
+}
+
+// Verify asks the auth service whether a token is valid. It returns nil
+// for 200, an error matching models.ErrTokenInvalid for a definitive
+// refusal (401, or SimpleJWT's 400 "Token is blacklisted"), and one
+// matching models.ErrAuthUnavailable for anything else.
+func (c *Client) Verify(ctx context.Context, token string) error {
+	body, _ := json.Marshal(map[string]string{"token": token})
+	h := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
+	resp, err := c.do(ctx, EndpointVerify, http.MethodPost, c.paths[EndpointVerify], h, body)
+	if err != nil {
+		return err
+	}
+	switch {
+	case resp.Status == http.StatusOK:
+		return nil
+	case resp.Status == http.StatusUnauthorized, resp.Status == http.StatusBadRequest:
+		return &models.TokenError{Reason: models.ReasonRejected, Detail: fmt.Sprintf("auth service answered %d", resp.Status)}
+	default:
+		return fmt.Errorf("verify: auth service answered %d: %w", resp.Status, models.ErrAuthUnavailable)
+	}
+}
+
+// UserPath returns the user endpoint's path for id; hasID is false when the
+// configured path has no {user_id} (it returns the caller's own record).
+func (c *Client) UserPath(id string) (path string, hasID bool) {
+	p := c.paths[EndpointUser]
+	if !strings.Contains(p, "{user_id}") {
+		return p, false
+	}
+	return strings.ReplaceAll(p, "{user_id}", url.PathEscape(id)), true
+}
+
+// GetUser fetches a user record with the caller's token and returns the
+// answer unchanged, whatever its status.
+func (c *Client) GetUser(ctx context.Context, token, id string, hdr http.Header) (Response, error) {
+	path, _ := c.UserPath(id)
+	h := http.Header{}
+	for k, vs := range hdr {
+		h[k] = vs
+	}
+	h.Set("Authorization", "Bearer "+token)
+	h.Set("Accept", "application/json")
+	return c.do(ctx, EndpointUser, http.MethodGet, path, h, nil)
+}
+
+// FetchUser fetches and parses a user record. 401, 403 and 404 match
+// models.ErrUserRejected; no answer or 5xx match models.ErrAuthUnavailable.
+func (c *Client) FetchUser(ctx context.Context, token, id string, now time.Time) (models.User, error) {
+	resp, err := c.GetUser(ctx, token, id, nil)
+	if err != nil {
+		return models.User{}, err
+	}
+	return ParseUser(resp, now)
+}
+
+// ParseUser turns a user endpoint's answer into a User, classifying failures
+// as FetchUser does.
+func ParseUser(resp Response, now time.Time) (models.User, error) {
+	switch resp.Status {
+	case http.StatusOK:
+		u, err := models.UserFromRecord(resp.Body, now)
+		if err != nil {
+			return models.User{}, fmt.Errorf("%w: %w", err, models.ErrAuthUnavailable)
+		}
+		return u, nil
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return models.User{}, fmt.Errorf("user endpoint answered %d: %w", resp.Status, models.ErrUserRejected)
+	default:
+		return models.User{}, fmt.Errorf("user endpoint answered %d: %w", resp.Status, models.ErrAuthUnavailable)
+	}
+}
+
+func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http.Header, body []byte) (Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := c.roundTrip(ctx, method, path, h, body)
+	if c.Observe != nil {
+		outcome := "error"
+		if err == nil {
+			outcome = fmt.Sprintf("%dxx", resp.Status/100)
+		}
+		c.Observe(e, outcome, time.Since(start))
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("%s %s: %w: %w", e, c.base.Host, err, models.ErrAuthUnavailable)
+	}
+	return resp, nil
+}
+
+func (c *Client) roundTrip(ctx context.Context, method, path string, h http.Header, body []byte) (Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	if err != nil {
+		return Response{}, err
+	}
+	req.Header = h
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
