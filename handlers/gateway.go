@@ -56,11 +56,26 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
-	table, err := newRouteTable(s.Routes, upstreamTransport(), log)
+	var sig *signer
+	if s.IdentityToken.Enabled {
+		if sig, err = newSigner(s.IdentityToken, now, log); err != nil {
+			return nil, errors.Join(err, store.Close())
+		}
+	}
+	login, err := newLoginThrottle(s.Throttle, now)
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
-	router := newRouter(routerDeps{log: log, settings: s, remote: rc, auth: auth, table: table, now: now})
+	trusted := trustedProxies(s.TrustedNets)
+	idn := newIdentity(s.IdentityHeaders.Prefix, sig)
+	table, err := newRouteTable(s.Routes, upstreamTransport(), log, trusted, idn)
+	if err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	router := newRouter(routerDeps{
+		log: log, settings: s, remote: rc, auth: auth, table: table,
+		idn: idn, signer: sig, login: login, trusted: trusted, now: now,
+	})
 	return &Gateway{Handler: router, Store: store, Auth: auth, Remote: rc}, nil
 }
 

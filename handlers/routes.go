@@ -19,6 +19,10 @@ type routerDeps struct {
 	remote   *remote.Client
 	auth     *authn.Authenticator
 	table    *routeTable
+	idn      identity
+	signer   *signer   // nil: identity_token off
+	login    *throttle // nil: throttle.login_rate off
+	trusted  trustedProxies
 	now      func() time.Time
 }
 
@@ -26,15 +30,19 @@ type routerDeps struct {
 func newRouter(d routerDeps) *gin.Engine {
 	s := d.settings
 	r := gin.New()
-	r.ContextWithFallback = true   // *gin.Context carries request cancellation
+	r.ContextWithFallback = true    // *gin.Context carries request cancellation
 	r.HandleMethodNotAllowed = true // GET /auth/token/ is 405, not 404
 	r.RedirectTrailingSlash = false // no redirects on POSTs to token endpoints
-	_ = r.SetTrustedProxies(nil)    // ClientIP is the TCP peer
+	// ClientIP is the TCP peer unless that is a trusted proxy, then the
+	// client its X-Forwarded-For (or X-Real-IP) names.
+	if err := r.SetTrustedProxies(d.trusted.strings()); err != nil {
+		panic(err) // the prefixes were parsed by Settings.Validate
+	}
 	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, _ any) { errInternal.abort(c) }))
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
-	r.POST("/auth/token/", handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
+	r.POST("/auth/token/", throttled(d.login), handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
 		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))
 	r.POST("/auth/token/refresh/", handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
@@ -47,7 +55,13 @@ func newRouter(d routerDeps) *gin.Engine {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 
-	r.NoRoute(handleProxy(d.log, cr, d.auth, d.table, newIdentity(s.IdentityHeaders.Prefix)))
+	g := gate{log: d.log, cr: cr, auth: d.auth}
+	r.Any("/auth/check", handleCheck(g, d.table, d.idn, d.trusted))
+	if d.signer != nil {
+		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))
+	}
+
+	r.NoRoute(handleProxy(g, d.table, d.idn))
 	r.NoMethod(func(c *gin.Context) {
 		newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.").abort(c)
 	})
