@@ -89,18 +89,6 @@ func do(t testing.TB, c *http.Client, method, url, token string, raw map[string]
 	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // normHeader folds a header name the way a WSGI/CGI upstream does.
 func normHeader(k string) string {
 	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(k))
