@@ -53,6 +53,7 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 			Transport:      transport,
 			ModifyResponse: stopHeaderTimer,
 			ErrorHandler:   proxyError(log, rt.Name),
+			ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn), // not the global log package
 		}
 		t.routes = append(t.routes, rt)
 	}
