@@ -71,6 +71,19 @@ func do(t testing.TB, c *http.Client, method, url, token string, raw map[string]
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return callReq(t, c, req, "", "", raw)
+}
+
+// callReq sends req with an optional body and verbatim raw headers.
+func callReq(t testing.TB, c *http.Client, req *http.Request, contentType, body string, raw map[string]string) reply {
+	t.Helper()
+	if body != "" {
+		req.Body = io.NopCloser(strings.NewReader(body))
+		req.ContentLength = int64(len(body))
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	for k, v := range raw {
 		req.Header[k] = append(req.Header[k], v)
 	}
@@ -79,12 +92,12 @@ func do(t testing.TB, c *http.Client, method, url, token string, raw map[string]
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
 	}
 	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
