@@ -2,13 +2,17 @@ package tests
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"jwtgate/handlers"
+	"jwtgate/models"
 	"jwtgate/tests/fakeauth"
 )
 
@@ -117,4 +121,26 @@ func identityHeaders(h http.Header) map[string][]string {
 		}
 	}
 	return out
+}
+
+// loadEdgeSettings fills and loads a config as startGateway does, for
+// tests that want NewGateway's error rather than a running gateway.
+func loadEdgeSettings(t testing.TB, yaml, authURL, upstreamURL string) models.Settings {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "jwtgate.db")
+	s, err := models.LoadSettings(strings.NewReader(fill(yaml, "AUTH", authURL, "UPSTREAM", upstreamURL, "DB", db)), func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("settings: %v", err)
+	}
+	return s
+}
+
+// newGatewayErr wires a gateway and returns NewGateway's error.
+func newGatewayErr(t testing.TB, s models.Settings) (*handlers.Gateway, error) {
+	t.Helper()
+	gw, err := handlers.NewGateway(t.Context(), s, slog.New(slog.DiscardHandler), handlers.Options{})
+	if err == nil {
+		t.Cleanup(func() { _ = gw.Close() })
+	}
+	return gw, err
 }
