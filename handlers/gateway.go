@@ -67,14 +67,16 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 		return nil, errors.Join(err, store.Close())
 	}
 	trusted := trustedProxies(s.TrustedNets)
-	idn := newIdentity(s.IdentityHeaders.Prefix, sig)
+	idn := newIdentity(s.IdentityHeaders.Prefix)
+	idn.signer = sig
+	auth.Derive = idn.values // identity header values built once per cached user
 	table, err := newRouteTable(s.Routes, upstreamTransport(), log, trusted, idn)
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
 	router := newRouter(routerDeps{
 		log: log, settings: s, remote: rc, auth: auth, table: table,
-		idn: idn, signer: sig, login: login, trusted: trusted, now: now,
+		identity: idn, signer: sig, login: login, trusted: trusted, now: now,
 	})
 	return &Gateway{Handler: router, Store: store, Auth: auth, Remote: rc}, nil
 }

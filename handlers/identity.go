@@ -10,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/models"
 )
 
 // identity writes the caller's identity headers and removes every
@@ -22,7 +23,9 @@ type identity struct {
 	signer                                *signer // nil: no identity token
 }
 
-func newIdentity(prefix string, s *signer) identity {
+// newIdentity builds the identity headers for a prefix; set signer to send
+// the identity token too.
+func newIdentity(prefix string) identity {
 	name := func(s string) string { return textproto.CanonicalMIMEHeaderKey(prefix + s) }
 	return identity{
 		prefix:    prefix,
@@ -33,7 +36,6 @@ func newIdentity(prefix string, s *signer) identity {
 		staff:     name("Is-Staff"),
 		superuser: name("Is-Superuser"),
 		token:     name("Token"),
-		signer:    s,
 	}
 }
 
@@ -96,15 +98,34 @@ func (idn identity) strip(h http.Header) {
 	}
 }
 
+// identityValues are a user's identity header values, built once per
+// cached user record. Each slice has cap == len, so an append elsewhere
+// copies instead of writing into the shared array.
+type identityValues struct {
+	id, email, username, staff, superuser []string
+}
+
+// values builds a user's identity header values (authn.Authenticator.Derive).
+func (idn identity) values(u *models.User) any {
+	one := func(s string) []string { return []string{s}[:1:1] }
+	return &identityValues{
+		id: one(headerValue(u.ID)), email: one(headerValue(u.Email)), username: one(headerValue(u.Username)),
+		staff: one(strconv.FormatBool(u.IsStaff)), superuser: one(strconv.FormatBool(u.IsSuperuser)),
+	}
+}
+
 // set writes the caller's identity for a route: the standard headers, the
 // route's extra fields and, when enabled, the signed identity token.
 func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
-	u := p.User
-	h[idn.id] = []string{headerValue(u.ID)}
-	h[idn.email] = []string{headerValue(u.Email)}
-	h[idn.username] = []string{headerValue(u.Username)}
-	h[idn.staff] = []string{strconv.FormatBool(u.IsStaff)}
-	h[idn.superuser] = []string{strconv.FormatBool(u.IsSuperuser)}
+	v, ok := p.Derived.(*identityValues)
+	if !ok {
+		v = idn.values(p.User).(*identityValues)
+	}
+	h[idn.id] = v.id
+	h[idn.email] = v.email
+	h[idn.username] = v.username
+	h[idn.staff] = v.staff
+	h[idn.superuser] = v.superuser
 	for _, f := range rt.fields {
 		if v, ok := p.Attrs[f.name]; ok && v != nil {
 			h[f.header] = []string{headerValue(v)}
@@ -113,6 +134,7 @@ func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
 	if idn.signer == nil {
 		return nil
 	}
+	u := p.User
 	claims := jwt.MapClaims{
 		"sub": u.ID, "email": u.Email, "username": u.Username,
 		"is_staff": u.IsStaff, "is_superuser": u.IsSuperuser,

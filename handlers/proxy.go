@@ -34,6 +34,9 @@ type routeTable struct {
 }
 
 func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger, trusted trustedProxies, idn identity) (*routeTable, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	t := &routeTable{}
 	for _, r := range rs {
 		target, err := url.Parse(r.Upstream)

@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,7 +21,7 @@ type routerDeps struct {
 	remote   *remote.Client
 	auth     *authn.Authenticator
 	table    *routeTable
-	idn      identity
+	identity identity
 	signer   *signer   // nil: identity_token off
 	login    *throttle // nil: throttle.login_rate off
 	trusted  trustedProxies
@@ -38,7 +40,13 @@ func newRouter(d routerDeps) *gin.Engine {
 	if err := r.SetTrustedProxies(d.trusted.strings()); err != nil {
 		panic(err) // the prefixes were parsed by Settings.Validate
 	}
-	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, _ any) { errInternal.abort(c) }))
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		if err == http.ErrAbortHandler { // ReverseProxy's way to abort a broken response
+			panic(err)
+		}
+		d.log.ErrorContext(c.Request.Context(), "panic serving request", "panic", err, "stack", string(debug.Stack()))
+		errInternal.abort(c)
+	}))
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
@@ -56,12 +64,12 @@ func newRouter(d routerDeps) *gin.Engine {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 
 	g := gate{log: d.log, cr: cr, auth: d.auth}
-	r.Any("/auth/check", handleCheck(g, d.table, d.idn, d.trusted))
+	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted))
 	if d.signer != nil {
 		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))
 	}
 
-	r.NoRoute(handleProxy(g, d.table, d.idn))
+	r.NoRoute(handleProxy(g, d.table, d.identity))
 	r.NoMethod(func(c *gin.Context) {
 		newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.").abort(c)
 	})
