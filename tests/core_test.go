@@ -475,7 +475,9 @@ func TestConcurrentLoginsSQLite(t *testing.T) {
 	for i := range n {
 		fa.AddUser(fakeauth.User{Email: fmt.Sprintf("u%d@example.com", i), Password: "pw"})
 	}
-	gw := startGateway(t, "", fa.URL(), startUpstream(t).URL, nil)
+	// 80 logins from one client address: above the default login throttle.
+	yaml := baseConfig + "throttle: {login_rate: \"off\"}\n"
+	gw := startGateway(t, yaml, fa.URL(), startUpstream(t).URL, nil)
 	var failed atomic.Int64
 	parallel(2*n, func(i int) {
 		if r := login(t, gw.URL, fmt.Sprintf("u%d@example.com", i%n), "pw"); r.Status != 200 {
