@@ -22,6 +22,7 @@ const (
 	codeUserInactive     = "user_inactive"
 	codePermissionDenied = "permission_denied"
 	codeNotFound         = "not_found"
+	codeParseError       = "parse_error"
 	codeMethodNotAllowed = "method_not_allowed"
 	codePayloadTooLarge  = "payload_too_large"
 	codeThrottled        = "throttled"
@@ -55,6 +56,7 @@ var (
 	errUserInactive     = newAPIError(http.StatusForbidden, codeUserInactive, "User is inactive")
 	errPermission       = newAPIError(http.StatusForbidden, codePermissionDenied, "You do not have permission to perform this action.")
 	errNotFound         = newAPIError(http.StatusNotFound, codeNotFound, "Not found.")
+	errMalformed        = newAPIError(http.StatusBadRequest, codeParseError, "Malformed request.")
 	errTooLarge         = newAPIError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "Request body is too large.")
 	errAuthUnavailable  = newAPIError(http.StatusServiceUnavailable, codeAuthUnavailable, "The authentication service is unavailable; try again shortly. Your token was not rejected.")
 	errUpstreamDown     = newAPIError(http.StatusBadGateway, codeUpstreamDown, "The upstream service is unavailable.")

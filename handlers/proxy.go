@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -198,6 +200,11 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 			r.Header.Del(g.cr.header)
 		}
 		r.URL.Path, r.URL.RawPath = clean, ""
+		if r.Body != nil && r.Body != http.NoBody {
+			b := &clientBody{ReadCloser: r.Body}
+			r.Body = b
+			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
+		}
 		if rt.Timeout > 0 {
 			ctx, cancel := context.WithCancelCause(r.Context())
 			defer cancel(nil)
@@ -248,6 +255,13 @@ func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principa
 // timed out, 502 otherwise.
 func proxyError(log *slog.Logger, name string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.failed.Load() {
+			// The client's own body was malformed (a bad chunk size, say):
+			// its fault, not the upstream's.
+			log.DebugContext(r.Context(), "malformed request body", "route", name, "err", err)
+			errMalformed.write(w)
+			return
+		}
 		if errors.Is(context.Cause(r.Context()), errUpstreamSlow) {
 			log.WarnContext(r.Context(), "upstream timed out", "route", name, "err", err)
 			errUpstreamTimeout.write(w)
@@ -267,4 +281,23 @@ func proxyError(log *slog.Logger, name string) func(http.ResponseWriter, *http.R
 		log.WarnContext(r.Context(), "upstream unavailable", "route", name, "err", err)
 		errUpstreamDown.write(w)
 	}
+}
+
+type clientBodyKey struct{}
+
+// clientBody notes whether reading the client's request body failed, so a
+// malformed body is answered 400 instead of being blamed on the upstream.
+// The transport reads it on its own goroutine, hence the atomic; the error
+// handler finds it in the context (ReverseProxy hands it a wrapped body).
+type clientBody struct {
+	io.ReadCloser
+	failed atomic.Bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
+	return n, err
 }

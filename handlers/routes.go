@@ -47,6 +47,7 @@ func newRouter(d routerDeps) *gin.Engine {
 		d.log.ErrorContext(c.Request.Context(), "panic serving request", "panic", err, "stack", string(debug.Stack()))
 		errInternal.abort(c)
 	}))
+	r.Use(closeAfterChunked)
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService

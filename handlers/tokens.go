@@ -48,7 +48,10 @@ func handleRelay(log *slog.Logger, rl relayer, e remote.Endpoint, maxBody int64,
 		}
 		body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxBody+1))
 		if err != nil {
-			errorFor(c.Request.Context(), log, err).abort(c)
+			// A malformed body (a bad chunk size) or a client that went
+			// away mid-body: the request's fault, never a 5xx.
+			log.DebugContext(c.Request.Context(), "malformed request body", "err", err)
+			errMalformed.abort(c)
 			return
 		}
 		if int64(len(body)) > maxBody {

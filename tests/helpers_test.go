@@ -55,9 +55,22 @@ func (l *logBuffer) String() string {
 // upstream is a loopback API that echoes what it received.
 type upstream struct {
 	*httptest.Server
-	hits atomic.Int64
-	mu   sync.Mutex
-	last *http.Request
+	hits  atomic.Int64
+	mu    sync.Mutex
+	last  *http.Request
+	paths []string // every request's path, in order
+}
+
+// sawPath reports whether any request's path so far contains s.
+func (u *upstream) sawPath(s string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, p := range u.paths {
+		if strings.Contains(p, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // echo is what the upstream answers: the request as it arrived.
@@ -76,6 +89,7 @@ func startUpstream(t testing.TB) *upstream {
 		u.hits.Add(1)
 		u.mu.Lock()
 		u.last = r.Clone(r.Context())
+		u.paths = append(u.paths, r.URL.Path)
 		u.mu.Unlock()
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")

@@ -1,0 +1,226 @@
+package tests
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"jwtgate/tests/fakeauth"
+)
+
+// hostileConfig serves a protected and an open route; the open one lets a
+// hostile request reach the proxy without a token.
+const hostileConfig = `
+auth_service:
+  url: "%AUTH%"
+  timeout: 2s
+database:
+  dsn: "%DB%"
+log:
+  level: warn
+routes:
+  - path: "/api/"
+    upstream: "%UPSTREAM%"
+  - path: "/open/"
+    upstream: "%UPSTREAM%"
+    auth: none
+`
+
+// exchange is what came back on one raw connection.
+type exchange struct {
+	status int    // of the first answer; 0 when the connection closed without one
+	body   string // its start
+	second int    // status of a second answer on the same connection; 0 when none came
+	closed bool   // the gateway closed the connection after the first answer
+}
+
+// rawExchange writes payload on a fresh TCP connection and reads what
+// comes back: the first answer and, with probe, whether a second answer
+// follows or the connection is closed. Every read is bounded by a deadline.
+func rawExchange(t *testing.T, addr string, payload []byte, probe bool) exchange {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	// Write in the background: the gateway may answer and close before it
+	// has read a large payload, which must not fail the test.
+	werr := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(payload)
+		werr <- err
+	}()
+	defer func() { <-werr }()
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return exchange{body: err.Error()}
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	ex := exchange{status: resp.StatusCode, body: string(b[:min(len(b), 300)])}
+	if !probe {
+		return ex
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if next, err := http.ReadResponse(br, nil); err == nil {
+		ex.second = next.StatusCode
+		next.Body.Close()
+	} else {
+		var ne net.Error
+		ex.closed = !(errors.As(err, &ne) && ne.Timeout()) // EOF or reset, not a silent open connection
+	}
+	return ex
+}
+
+// rawRequest is an HTTP/1.1 request written by hand: request line, Host,
+// the given header lines, a blank line and body as is.
+func rawRequest(method, target string, headers []string, body string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: gateway\r\n", method, target)
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("\r\n" + body)
+	return []byte(b.String())
+}
+
+// TestHostileRequests: each hostile request gets a 4xx (never a 5xx or a
+// dropped connection), nothing hostile reaches the upstream, and the
+// gateway keeps serving: a health check and a warm authenticated call
+// succeed after every case, and no panic is logged.
+func TestHostileRequests(t *testing.T) {
+	fa, id := newFake(t, fakeauth.Options{})
+	up := startUpstream(t)
+	p := startProcess(t, hostileConfig, fa.URL(), up.URL, "")
+	addr := strings.TrimPrefix(p.URL, "http://")
+	access, _ := fa.IssuePair(id)
+	if r := get(t, p.URL+"/api/warm", access); r.Status != http.StatusOK {
+		t.Fatalf("warm-up: %d %s", r.Status, r.Body)
+	}
+
+	manyHeaders := make([]string, 10000)
+	for i := range manyHeaders {
+		manyHeaders[i] = "X-H-" + strconv.Itoa(i) + ": v"
+	}
+	deepJSON := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	deepUnderCap := strings.Repeat(`{"a":`, 6000) + "1" + strings.Repeat("}", 6000) // 36 KB, under the 64 KiB cap
+	smuggled := "GET /open/smuggled HTTP/1.1\r\nHost: gateway\r\n\r\n"
+	dots := "Authorization: Bearer " + strings.Repeat(".", 10000)
+	dotsSmall := "Authorization: Bearer " + strings.Repeat("a.", 3000) + "a"
+
+	// want is the exact status; 0 means any 4xx. 501 appears only where
+	// net/http itself refuses a transfer coding it does not implement, before
+	// any gateway code runs, as RFC 9112 §6.1 asks ("SHOULD respond with 501").
+	// closes: the gateway must close the connection after answering, so the
+	// bytes after the body are never served as a request of their own.
+	tests := []struct {
+		name     string
+		payload  []byte
+		want     int
+		closes   bool
+		streamed bool // the body is malformed only after the upstream got the headers
+	}{
+		{"1 MB header", rawRequest("GET", "/open/x", []string{"X-Big: " + strings.Repeat("a", 1<<20)}, ""), http.StatusRequestHeaderFieldsTooLarge, true, false},
+		{"1 MB URL", rawRequest("GET", "/open/"+strings.Repeat("a", 1<<20), nil, ""), http.StatusRequestHeaderFieldsTooLarge, true, false},
+		{"10 000 headers", rawRequest("GET", "/open/x", manyHeaders, ""), http.StatusRequestHeaderFieldsTooLarge, true, false},
+
+		// Transfer-Encoding and Content-Length together: TE wins (RFC 9112
+		// §6.3), the upstream gets the chunked body re-framed, and the
+		// connection is closed, so the smuggled request is never served.
+		{"TE and CL", rawRequest("POST", "/open/x", []string{"Content-Length: 5", "Transfer-Encoding: chunked"}, "0\r\n\r\n"+smuggled), http.StatusOK, true, false},
+		{"CL and TE", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: chunked", "Content-Length: 50"}, "0\r\n\r\n"+smuggled), http.StatusOK, true, false},
+		{"TE and CL to token endpoint", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Content-Length: 5", "Transfer-Encoding: chunked"}, "0\r\n\r\n"+smuggled), 0, true, false},
+		{"TE folded onto the next line", rawRequest("POST", "/open/x", []string{"Transfer-Encoding:", " chunked", "Content-Length: 5"}, "0\r\n\r\n"+smuggled), http.StatusOK, true, false},
+		{"TE with space before colon", rawRequest("POST", "/open/x", []string{"Transfer-Encoding : chunked", "Content-Length: 5"}, "0\r\n\r\n"+smuggled), http.StatusBadRequest, true, false},
+		{"double TE header", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: chunked", "Transfer-Encoding: chunked"}, "0\r\n\r\n"+smuggled), http.StatusNotImplemented, true, false},
+		{"TE chunked, chunked", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: chunked, chunked"}, "0\r\n\r\n"+smuggled), http.StatusNotImplemented, true, false},
+		{"TE identity, chunked", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: identity, chunked"}, "0\r\n\r\n"+smuggled), http.StatusNotImplemented, true, false},
+		{"TE xchunked with CL", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: xchunked", "Content-Length: 5"}, "0\r\n\r\n"+smuggled), http.StatusNotImplemented, true, false},
+
+		// Chunked bodies with bad sizes: the client's fault, so 400, not a 502
+		// blamed on the upstream or a 500.
+		{"chunk size not hex", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: chunked"}, "zz\r\nhello\r\n0\r\n\r\n"), http.StatusBadRequest, true, true},
+		{"chunk size overflow", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: chunked"}, "ffffffffffffffffff\r\nhello\r\n0\r\n\r\n"), http.StatusBadRequest, true, true},
+		{"chunk size negative", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: chunked"}, "-5\r\nhello\r\n0\r\n\r\n"), http.StatusBadRequest, true, true},
+		{"chunk longer than its size", rawRequest("POST", "/open/x", []string{"Transfer-Encoding: chunked"}, "5\r\nhello world\r\n0\r\n\r\n"+smuggled), http.StatusBadRequest, true, true},
+		{"chunk size not hex to token endpoint", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Transfer-Encoding: chunked"}, "zz\r\n{}\r\n0\r\n\r\n"), http.StatusBadRequest, true, false},
+		{"chunk size not hex to refresh endpoint", rawRequest("POST", "/auth/token/refresh/", []string{"Content-Type: application/json", "Transfer-Encoding: chunked"}, "2\r\n{}\r\nzz\r\n"), http.StatusBadRequest, true, false},
+
+		{"invalid UTF-8 raw in path", rawRequest("GET", "/api/\xff\xfe/x", nil, ""), http.StatusUnauthorized, false, false},
+		{"invalid UTF-8 escaped in path", rawRequest("GET", "/api/%ff%fe/x", nil, ""), http.StatusUnauthorized, false, false},
+		{"overlong UTF-8 slash in path", rawRequest("GET", "/api/%c0%af../x", nil, ""), http.StatusUnauthorized, false, false},
+		{"NUL escaped in path", rawRequest("GET", "/api/%00/x", nil, ""), http.StatusUnauthorized, false, false},
+		{"invalid escape in path", rawRequest("GET", "/api/%zz/x", nil, ""), http.StatusBadRequest, true, false},
+		{"token with 10 000 dots", rawRequest("GET", "/api/x", []string{dots}, ""), http.StatusUnauthorized, false, false},
+		{"token with 3 000 dots", rawRequest("GET", "/api/x", []string{dotsSmall}, ""), http.StatusUnauthorized, false, false},
+		{"JSON nested 100 000 deep", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepJSON))}, deepJSON), http.StatusRequestEntityTooLarge, false, false},
+		{"JSON nested 100 000 deep, chunked", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Transfer-Encoding: chunked"}, fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(deepJSON), deepJSON)), http.StatusRequestEntityTooLarge, true, false},
+		{"JSON nested 6 000 deep under the cap", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepUnderCap))}, deepUnderCap), 0, false, false},
+		{"NUL in header value", rawRequest("GET", "/open/x", []string{"X-A: a\x00b"}, ""), http.StatusBadRequest, true, false},
+		{"header name with space", rawRequest("GET", "/open/x", []string{"X A: b"}, ""), http.StatusBadRequest, true, false},
+		{"two Host headers", rawRequest("GET", "/open/x", []string{"Host: other"}, ""), http.StatusBadRequest, true, false},
+		{"Content-Length twice, different", rawRequest("POST", "/open/x", []string{"Content-Length: 1", "Content-Length: 2"}, "ab"), http.StatusBadRequest, true, false},
+		{"Content-Length negative", rawRequest("POST", "/open/x", []string{"Content-Length: -1"}, ""), http.StatusBadRequest, true, false},
+		{"HTTP/0.9 request line", []byte("GET /open/x\r\n\r\n"), 0, true, false},
+		{"identity headers without a token", rawRequest("GET", "/api/x", []string{"X-User-Id: 1", "X_User_Is_Staff: true"}, ""), http.StatusUnauthorized, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := up.hits.Load()
+			ex := rawExchange(t, addr, tt.payload, tt.closes)
+			switch {
+			case tt.want != 0 && ex.status != tt.want:
+				t.Errorf("status %d, want %d; body %q", ex.status, tt.want, ex.body)
+			case tt.want == 0 && (ex.status < 400 || ex.status > 499):
+				t.Errorf("status %d, want a 4xx; body %q", ex.status, ex.body)
+			}
+			if tt.closes && !ex.closed {
+				t.Errorf("the connection stayed open after the answer (second answer: %d)", ex.second)
+			}
+			// A refused request never reaches the upstream, except one whose
+			// body turns out malformed while it is being streamed there.
+			got, want := up.hits.Load()-before, int64(0)
+			if tt.want == http.StatusOK {
+				want = 1
+			}
+			if got != want && !(tt.streamed && got == 1) {
+				t.Errorf("the upstream got %d requests, want %d", got, want)
+			}
+			if up.sawPath("smuggled") {
+				t.Fatal("a smuggled request reached the upstream")
+			}
+			stillServes(t, p, access)
+		})
+	}
+	if out := p.output.String(); strings.Contains(out, "panic") {
+		t.Fatalf("the gateway logged a panic:\n%s", out)
+	}
+}
+
+// stillServes checks that the gateway process answers a health check and a
+// warm authenticated call.
+func stillServes(t *testing.T, p *process, access string) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		t.Fatalf("the gateway exited: %v\n%s", err, p.output.String())
+	default:
+	}
+	if r := get(t, p.URL+"/healthz", ""); r.Status != http.StatusOK {
+		t.Fatalf("healthz after the request: %d %s", r.Status, r.Body)
+	}
+	if r := get(t, p.URL+"/api/after", access); r.Status != http.StatusOK {
+		t.Fatalf("warm call after the request: %d %s", r.Status, r.Body)
+	}
+}
