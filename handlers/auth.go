@@ -27,7 +27,7 @@ type credentials struct {
 // no credential for us (no header, or another scheme such as Basic);
 // err is set when it carries a malformed one.
 func (cr credentials) extract(h http.Header) (raw string, present bool, err error) {
-	v := h.Get(cr.header)
+	v := strings.TrimSpace(h.Get(cr.header))
 	if v == "" {
 		return "", false, nil
 	}
@@ -35,9 +35,9 @@ func (cr credentials) extract(h http.Header) (raw string, present bool, err erro
 		return "", true, &models.TokenError{Reason: models.ReasonTooLarge, Detail: "credential header too long"}
 	}
 	if len(cr.types) == 0 {
-		return strings.TrimSpace(v), true, nil
+		return v, true, nil
 	}
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
+	scheme, rest, _ := strings.Cut(v, " ")
 	for _, t := range cr.types {
 		if strings.EqualFold(scheme, t) {
 			raw = strings.TrimSpace(rest)

@@ -119,6 +119,9 @@ func cleanPath(p string) string {
 	if p == "" {
 		return "/"
 	}
+	if p[0] != '/' {
+		p = "/" + p // "*" (OPTIONS *): rooted, so it is matched like any other path
+	}
 	c := path.Clean(p)
 	if strings.HasSuffix(p, "/") && c != "/" {
 		c += "/"
