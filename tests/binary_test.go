@@ -25,7 +25,12 @@ var (
 )
 
 // TestMain removes the gateway binary built for process tests.
+// It also runs helper processes that tests start from the test binary itself
+// (see runHelper).
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(runHelper(os.Args[1:]))
+	}
 	code := m.Run()
 	if binPath != "" {
 		_ = os.RemoveAll(filepath.Dir(binPath))
@@ -114,6 +119,7 @@ func startProcess(t testing.TB, yaml, authURL, upstreamURL, dbPath string, env .
 		}
 		select {
 		case err := <-p.done:
+			p.done <- err // for the cleanup's receive
 			t.Fatalf("gateway exited before serving: %v\n%s", err, p.output.String())
 		default:
 		}
