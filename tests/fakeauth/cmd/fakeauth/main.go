@@ -2,7 +2,10 @@
 //
 //	fakeauth -listen 127.0.0.1:8000 -users 1000
 //
-// It prints the service URL on stdout and serves until SIGINT or SIGTERM. Users are
+// It prints the service URL on stdout and serves until SIGINT or SIGTERM. With -stats-listen it
+// also serves the call counters as JSON ({"total": N, "paths": {"/auth/token/verify/": N, ...}})
+// at GET /calls on that address and prints "stats URL" as stdout's second line, so a load test
+// can count calls home per request while the service runs. Users are
 // user1@example.com … userN@example.com with password "password" and services ["billing"]. The
 // HS256 key is -secret, else $FAKEAUTH_SECRET, else a random one printed on stderr.
 package main
@@ -12,10 +15,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,6 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	stringID := fs.Bool("string-user-id", false, "mint the user id claim as a string (SimpleJWT >= 5.5.1)")
 	accessTTL := fs.Duration("access-ttl", 5*time.Minute, "access token lifetime")
 	refreshTTL := fs.Duration("refresh-ttl", 24*time.Hour, "refresh token lifetime")
+	statsListen := fs.String("stats-listen", "", "also serve GET /calls (call counters as JSON) on this address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +93,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	fmt.Fprintln(stdout, srv.URL())
+	if *statsListen != "" {
+		stop, err := serveStats(*statsListen, srv, stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if generated {
 		fmt.Fprintf(stderr, "fakeauth: random HS256 secret (set -secret or FAKEAUTH_SECRET to choose one): %s\n", key)
 	}
@@ -93,4 +107,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv.Close()
 	fmt.Fprintf(stderr, "fakeauth: %d requests %v\n", srv.TotalCalls(), srv.CallCounts())
 	return nil
+}
+
+// serveStats serves the call counters at GET /calls and prints the URL.
+func serveStats(addr string, srv *fakeauth.Server, stdout io.Writer) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("stats listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /calls", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"total": srv.TotalCalls(), "paths": srv.CallCounts()})
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "stats http://%s/calls\n", ln.Addr())
+	return func() { _ = hs.Close() }, nil
 }

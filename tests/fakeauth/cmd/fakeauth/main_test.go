@@ -128,3 +128,50 @@ func TestRunBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStats: with -stats-listen the counters are served as JSON while
+// the service runs, at the URL printed on stdout's second line.
+func TestRunStats(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	args := []string{"-listen", "127.0.0.1:0", "-users", "1", "-secret", "k", "-stats-listen", "127.0.0.1:0"}
+	go func() { done <- run(ctx, args, func(string) string { return "" }, &stdout, &stderr) }()
+	var lines []string
+	for deadline := time.Now().Add(5 * time.Second); len(lines) < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no stats URL within 5s: %q %s", stdout.String(), stderr.String())
+		}
+		lines = strings.Split(stdout.String(), "\n")
+	}
+	base, stats := lines[0], strings.TrimPrefix(lines[1], "stats ")
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Post(base+"/auth/token/verify/", "application/json", strings.NewReader(`{"token":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Total int64
+		Paths map[string]int64
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || got.Total != 1 || got.Paths["/auth/token/verify/"] != 1 {
+		t.Fatalf("stats %+v %v", got, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return")
+	}
+}

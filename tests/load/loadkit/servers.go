@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// upstreamBody is what the benchmark's API answers.
+var upstreamBody = []byte(`{"ok":true,"items":[1,2,3]}`)
+
+// upstreamHandler answers 200 with a small JSON body, reading any request
+// body first so keep-alive connections stay usable.
+func upstreamHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(upstreamBody)
+	})
+}
+
+// proxyHandler is a bare httputil.ReverseProxy to target with the same
+// connection pooling as the gateway's upstream transport, so the two
+// differ by what the gateway does, not by how it dials.
+func proxyHandler(target *url.URL) http.Handler {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
+		Transport: t,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+}
+
+// serve listens on a loopback address, prints the URL and serves h until
+// ctx ends.
+func serve(ctx context.Context, listen string, h http.Handler, stdout io.Writer) error {
+	if host, _, err := net.SplitHostPort(listen); err != nil || (host != "127.0.0.1" && host != "localhost") {
+		return fmt.Errorf("-listen %q: only 127.0.0.1 is allowed", listen)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "http://%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func cmdUpstream(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return serve(ctx, *listen, upstreamHandler(), stdout)
+}
+
+func cmdProxy(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
+	target := fs.String("target", "", "upstream base URL")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	u, err := url.Parse(*target)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("-target %q: want an http:// URL", *target)
+	}
+	return serve(ctx, *listen, proxyHandler(u), stdout)
+}
+
+func cmdFreePort(_ context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, strings.TrimPrefix(addr, "127.0.0.1:"))
+	return nil
+}
