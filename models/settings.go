@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -16,15 +18,21 @@ import (
 // Settings is the whole of settings.yaml. Field names follow the contract
 // (../shared/design/contract.md); defaults come from DefaultSettings.
 type Settings struct {
-	Listen          string          `yaml:"listen"`
-	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
-	AuthService     AuthService     `yaml:"auth_service"`
-	Auth            Auth            `yaml:"auth"`
-	Database        Database        `yaml:"database"`
-	Users           Users           `yaml:"users"`
-	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
-	Log             Log             `yaml:"log"`
-	Routes          []Route         `yaml:"routes"`
+	Listen          string        `yaml:"listen"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MetricsListen, when set, serves /metrics on its own address instead
+	// of the main listener (keep it off the public edge).
+	MetricsListen string `yaml:"metrics_listen"`
+	// ReadinessInterval is how recently the auth service must have answered
+	// for /readyz to say ready; the background probe runs twice as often.
+	ReadinessInterval time.Duration   `yaml:"readiness_interval"`
+	AuthService       AuthService     `yaml:"auth_service"`
+	Auth              Auth            `yaml:"auth"`
+	Database          Database        `yaml:"database"`
+	Users             Users           `yaml:"users"`
+	IdentityHeaders   IdentityHeaders `yaml:"identity_headers"`
+	Log               Log             `yaml:"log"`
+	Routes            []Route         `yaml:"routes"`
 }
 
 // AuthService says where the private SimpleJWT auth service is and which
@@ -39,6 +47,18 @@ type AuthService struct {
 	Timeout       time.Duration `yaml:"timeout"`
 	// MaxBodyBytes caps request bodies on the token endpoints (413 above it).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Circuit stops calls home for a while after repeated failures.
+	Circuit Circuit `yaml:"circuit"`
+}
+
+// Circuit configures the circuit breaker on calls to the auth service.
+type Circuit struct {
+	// Failures is how many consecutive failed calls (no answer, timeout,
+	// 5xx) open the circuit; 0 turns the breaker off.
+	Failures int `yaml:"failures"`
+	// CoolDown is how long an open circuit refuses calls before letting
+	// one trial call through.
+	CoolDown time.Duration `yaml:"cool_down"`
 }
 
 // Auth configures how API calls are authenticated.
@@ -56,6 +76,9 @@ type AuthCache struct {
 	Size        int           `yaml:"size"`
 	TTL         time.Duration `yaml:"ttl"`
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// StaleGrace lets a positive verdict outlive TTL by at most this long
+	// while the auth service is unreachable (never past the token's exp).
+	StaleGrace time.Duration `yaml:"stale_grace"`
 }
 
 // LocalVerif configures in-process signature verification (verify: local or hybrid).
@@ -131,8 +154,9 @@ const (
 // DefaultSettings returns the embedded defaults; settings.yaml overrides them key by key.
 func DefaultSettings() Settings {
 	return Settings{
-		Listen:          "127.0.0.1:8001",
-		ShutdownTimeout: 15 * time.Second,
+		Listen:            "127.0.0.1:8001",
+		ShutdownTimeout:   15 * time.Second,
+		ReadinessInterval: 10 * time.Second,
 		AuthService: AuthService{
 			URL:           "http://127.0.0.1:8000",
 			TokenPath:     "/auth/token/",
@@ -142,6 +166,7 @@ func DefaultSettings() Settings {
 			UserPath:      "/auth/users/{user_id}/",
 			Timeout:       5 * time.Second,
 			MaxBodyBytes:  64 << 10,
+			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
 		},
 		Auth: Auth{
 			HeaderName:  "Authorization",
@@ -165,13 +190,20 @@ func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 	s := DefaultSettings()
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true) // "timout: 5s" fails instead of silently keeping the default
+	var decodeErr error
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return Settings{}, fmt.Errorf("settings: %w", explainYAML(err))
+		var te *yaml.TypeError
+		if !errors.As(err, &te) { // a syntax error: nothing more can be said
+			return Settings{}, fmt.Errorf("settings: %w", explainYAML(err))
+		}
+		// Unknown keys and bad values: yaml.v3 decoded the rest, so
+		// validate it too and report every problem at once.
+		decodeErr = fmt.Errorf("settings: %w", explainYAML(err))
 	}
 	s.Listen = cmp.Or(getenv(EnvListen), s.Listen)
 	s.AuthService.URL = cmp.Or(getenv(EnvAuthServiceURL), s.AuthService.URL)
 	s.Database.DSN = cmp.Or(getenv(EnvDatabaseDSN), s.Database.DSN)
-	if err := s.Validate(); err != nil {
+	if err := errors.Join(decodeErr, s.Validate()); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
@@ -212,6 +244,16 @@ func (s *Settings) Validate() error {
 	if s.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be a positive duration, got %s", s.ShutdownTimeout)
 	}
+	if s.ReadinessInterval <= 0 {
+		bad("readiness_interval", "must be a positive duration, got %s", s.ReadinessInterval)
+	}
+	if s.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
+			bad("metrics_listen", "must be host:port (e.g. \"127.0.0.1:9090\"), got %q", s.MetricsListen)
+		} else if s.MetricsListen == s.Listen {
+			bad("metrics_listen", "must differ from listen (leave it empty to serve /metrics on listen)")
+		}
+	}
 	checkURL := func(key, raw string, required bool) {
 		if raw == "" {
 			if required {
@@ -241,6 +283,12 @@ func (s *Settings) Validate() error {
 	if as.MaxBodyBytes <= 0 {
 		bad("auth_service.max_body_bytes", "must be positive, got %d", as.MaxBodyBytes)
 	}
+	if as.Circuit.Failures < 0 {
+		bad("auth_service.circuit.failures", "must not be negative (0 turns the breaker off), got %d", as.Circuit.Failures)
+	}
+	if as.Circuit.Failures > 0 && as.Circuit.CoolDown <= 0 {
+		bad("auth_service.circuit.cool_down", "must be a positive duration, got %s", as.Circuit.CoolDown)
+	}
 	a := &s.Auth
 	if a.HeaderName == "" {
 		bad("auth.header_name", "must not be empty")
@@ -259,6 +307,9 @@ func (s *Settings) Validate() error {
 	}
 	if a.Cache.NegativeTTL < 0 {
 		bad("auth.cache.negative_ttl", "must not be negative, got %s", a.Cache.NegativeTTL)
+	}
+	if a.Cache.StaleGrace < 0 {
+		bad("auth.cache.stale_grace", "must not be negative (0 turns it off), got %s", a.Cache.StaleGrace)
 	}
 	if a.Local.Leeway < 0 {
 		bad("auth.local.leeway", "must not be negative, got %s", a.Local.Leeway)
@@ -290,19 +341,31 @@ func (s *Settings) Validate() error {
 	if s.Log.Format != "text" && s.Log.Format != "json" {
 		bad("log.format", "must be text or json, got %q", s.Log.Format)
 	}
-	seen := map[string]int{}
+	seen := map[string]int{} // path without its trailing slash -> index
 	for i := range s.Routes {
 		r := &s.Routes[i]
 		key := fmt.Sprintf("routes[%d]", i)
 		if r.Name == "" {
 			r.Name = strings.Trim(r.Path, "/")
 		}
-		if !strings.HasPrefix(r.Path, "/") {
+		base := strings.TrimSuffix(r.Path, "/")
+		switch {
+		case !strings.HasPrefix(r.Path, "/"):
 			bad(key+".path", "must start with /, got %q", r.Path)
-		} else if j, dup := seen[r.Path]; dup {
-			bad(key+".path", "%q is also routes[%d].path", r.Path, j)
-		} else {
-			seen[r.Path] = i
+		case cleanRoutePath(r.Path) != r.Path:
+			bad(key+".path", "%q never matches: request paths are cleaned before matching; write %q", r.Path, cleanRoutePath(r.Path))
+		default:
+			if j, dup := seen[base]; dup {
+				if s.Routes[j].Path == r.Path {
+					bad(key+".path", "%q is also routes[%d].path", r.Path, j)
+				} else {
+					// "/api/x" and "/api/x/" cover the same requests; the
+					// longer always wins, so the other never matches.
+					bad(key+".path", "%q and routes[%d].path %q cover the same requests, so one shadows the other; keep one", r.Path, j, s.Routes[j].Path)
+				}
+			} else {
+				seen[base] = i
+			}
 		}
 		checkURL(key+".upstream", r.Upstream, true)
 		if r.Auth == "" {
@@ -329,4 +392,55 @@ func (s *Settings) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cleanRoutePath is a route path as request paths are cleaned before
+// matching ("//", "." and ".." resolved, a trailing slash kept).
+func cleanRoutePath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// writeMethods are the methods that change something upstream.
+var writeMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
+
+// authRank orders route auth modes from weakest to strongest.
+var authRank = map[string]int{AuthNone: 0, AuthOptional: 1, AuthRequired: 2}
+
+// Warnings returns settings that are valid but probably not what the
+// operator meant, in words that say what to change. Call it after Validate.
+func (s *Settings) Warnings() []string {
+	var out []string
+	for i, r := range s.Routes {
+		if r.Auth == AuthNone {
+			var writes []string
+			for _, m := range writeMethods {
+				if len(r.Methods) == 0 || slices.Contains(r.Methods, m) {
+					writes = append(writes, m)
+				}
+			}
+			if len(writes) > 0 {
+				out = append(out, fmt.Sprintf("routes[%d] (%s): auth: none lets anyone send %s upstream; "+
+					"set methods: [GET, HEAD] or auth: required if that is not intended", i, r.Path, strings.Join(writes, ", ")))
+			}
+		}
+		for j, outer := range s.Routes {
+			ob := strings.TrimSuffix(outer.Path, "/")
+			if i == j || !strings.HasPrefix(r.Path, ob+"/") || len(strings.TrimSuffix(r.Path, "/")) <= len(ob) {
+				continue
+			}
+			// r is nested inside outer and wins for its subtree.
+			if authRank[r.Auth] < authRank[outer.Auth] {
+				out = append(out, fmt.Sprintf("routes[%d] (%s) is inside routes[%d] (%s) and has auth: %s instead of %s: "+
+					"requests under %s skip the outer route's authentication", i, r.Path, j, outer.Path, r.Auth, outer.Auth, r.Path))
+			} else if outer.Allow != "" && r.Allow == "" && r.Auth != AuthNone {
+				out = append(out, fmt.Sprintf("routes[%d] (%s) is inside routes[%d] (%s) but has no allow rule: "+
+					"requests under %s skip %q", i, r.Path, j, outer.Path, r.Path, outer.Allow))
+			}
+		}
+	}
+	return out
 }

@@ -27,6 +27,9 @@ const (
 	ReasonNoUserID       = "no_user_id"
 	ReasonRejected       = "rejected" // the auth service said 401
 	ReasonBadSignature   = "bad_signature"
+	ReasonRevoked        = "revoked"        // logged out through the gateway
+	ReasonInactive       = "inactive"       // the user is not active
+	ReasonUserNotFound   = "user_not_found" // the auth service refused the user's record
 )
 
 // TokenError is a definitive refusal of a token; it matches ErrTokenInvalid.
