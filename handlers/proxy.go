@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/handlers/metrics"
 	"jwtgate/models"
 )
 
@@ -31,7 +32,7 @@ type routeTable struct {
 	routes []*route // longest path first
 }
 
-func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger) (*routeTable, error) {
+func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger, m *metrics.Metrics) (*routeTable, error) {
 	t := &routeTable{}
 	for _, r := range rs {
 		target, err := url.Parse(r.Upstream)
@@ -48,7 +49,13 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 				pr.SetURL(target)
 				pr.SetXForwarded() // client-sent X-Forwarded-* were already removed
 			},
-			Transport:    transport,
+			Transport: instrumented{next: transport, route: m.Route(r.Name)},
+			ModifyResponse: func(resp *http.Response) error {
+				// The client gets the gateway's request id, which the
+				// upstream received; an echo of it would be a duplicate.
+				resp.Header.Del(headerRequestID)
+				return nil
+			},
 			ErrorHandler: proxyError(log, rt.Name),
 		}
 		t.routes = append(t.routes, rt)
@@ -109,6 +116,7 @@ func handleProxy(log *slog.Logger, cr credentials, auth authenticator, table *ro
 			errNotFound.abort(c)
 			return
 		}
+		c.Set(routeKey, rt.Name)
 		if !rt.allowsMethod(r.Method) {
 			c.Header("Allow", rt.allow)
 			newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", r.Method)).abort(c)
@@ -128,7 +136,7 @@ func handleProxy(log *slog.Logger, cr credentials, auth authenticator, table *ro
 				}
 			}
 			if err != nil {
-				errorFor(r.Context(), log, err).abort(c)
+				fail(c, log, err)
 				return
 			}
 		}

@@ -3,11 +3,14 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/handlers/health"
+	"jwtgate/handlers/metrics"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
@@ -19,6 +22,8 @@ type routerDeps struct {
 	remote   *remote.Client
 	auth     *authn.Authenticator
 	table    *routeTable
+	metrics  *metrics.Metrics
+	health   *health.Checker
 	now      func() time.Time
 }
 
@@ -26,11 +31,14 @@ type routerDeps struct {
 func newRouter(d routerDeps) *gin.Engine {
 	s := d.settings
 	r := gin.New()
-	r.ContextWithFallback = true   // *gin.Context carries request cancellation
+	r.ContextWithFallback = true    // *gin.Context carries request cancellation
 	r.HandleMethodNotAllowed = true // GET /auth/token/ is 405, not 404
 	r.RedirectTrailingSlash = false // no redirects on POSTs to token endpoints
 	_ = r.SetTrustedProxies(nil)    // ClientIP is the TCP peer
-	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, _ any) { errInternal.abort(c) }))
+	r.Use(
+		observe(d.log, d.metrics), // request id, access log, request metrics
+		gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, _ any) { errInternal.abort(c) }),
+	)
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
@@ -46,10 +54,35 @@ func newRouter(d routerDeps) *gin.Engine {
 	users.GET("/:id", user)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", handleReadyz(d.health))
+	if s.MetricsListen == "" {
+		r.GET("/metrics", gin.WrapH(d.metrics.Handler()))
+	}
 
 	r.NoRoute(handleProxy(d.log, cr, d.auth, d.table, newIdentity(s.IdentityHeaders.Prefix)))
 	r.NoMethod(func(c *gin.Context) {
 		newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.").abort(c)
 	})
 	return r
+}
+
+// handleReadyz answers 200 when every readiness check passes, else 503
+// naming what is down. It reads the background probes' results: a request
+// never waits for a probe.
+func handleReadyz(h *health.Checker) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ok, checks := h.Status()
+		if ok {
+			c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+			return
+		}
+		down := make([]string, 0, len(checks))
+		for name, state := range checks {
+			if state != "ok" {
+				down = append(down, name)
+			}
+		}
+		slices.Sort(down)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "down": down, "checks": checks})
+	}
 }
