@@ -16,6 +16,7 @@ import (
 	"jwtgate/handlers/health"
 	"jwtgate/handlers/metrics"
 	"jwtgate/models"
+	"jwtgate/models/notify"
 	"jwtgate/remote"
 )
 
@@ -36,6 +37,7 @@ type Gateway struct {
 	Health *health.Checker
 
 	stopPeers func() // stops the peer listener and waits; nil without one
+	upstreams *http.Transport
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -75,7 +77,8 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 		names = append(names, r.Name)
 	}
 	m := metrics.New(names)
-	table, err := newRouteTable(s.Routes, upstreamTransport(), log, m)
+	upstreams := upstreamTransport()
+	table, err := newRouteTable(s.Routes, upstreams, log, m)
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
@@ -107,8 +110,8 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	for _, ri := range router.Routes() {
 		m.Route(ri.Path) // resolve every label child before traffic
 	}
-	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Health: hc}
-	if err := gw.startPeers(s, log, m); err != nil {
+	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Health: hc, upstreams: upstreams}
+	if err := gw.startPeers(ctx, s, log, m); err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
 	hc.Start()
@@ -129,6 +132,10 @@ func (g *Gateway) Close() error {
 		if g.stopPeers != nil {
 			g.stopPeers()
 		}
+		// Idle keep-alive connections would otherwise hold the auth
+		// service's and upstreams' graceful shutdowns.
+		g.Remote.CloseIdleConnections()
+		g.upstreams.CloseIdleConnections()
 		if err := g.Store.Close(); err != nil {
 			g.closeErr = fmt.Errorf("close database: %w", err)
 		}
@@ -145,8 +152,40 @@ func upstreamTransport() *http.Transport {
 	return t
 }
 
-// startPeers connects this replica to the others on PostgreSQL; a no-op on
-// SQLite (one replica).
-func (g *Gateway) startPeers(s models.Settings, log *slog.Logger, m *metrics.Metrics) error {
+// startPeers connects this replica to the others sharing its PostgreSQL
+// database: what it revokes or sees deactivated is published, and what the
+// others publish is evicted here. It waits for the first LISTEN so a
+// replica never serves before it can hear the others. A no-op on SQLite.
+func (g *Gateway) startPeers(ctx context.Context, s models.Settings, log *slog.Logger, m *metrics.Metrics) error {
+	if g.Store.Driver() != "postgres" {
+		return nil
+	}
+	pub := notify.NewPublisher(g.Store, log)
+	pub.OnSent = func(kind string, err error) {
+		if err != nil {
+			m.Peer("failed", kind)
+			return
+		}
+		m.Peer("sent", kind)
+	}
+	g.Auth.Peers = pub
+	l := notify.Listen(s.Database.DSN, notify.Handler{
+		TokenRevoked: func(key [32]byte, until time.Time) {
+			m.Peer("received", notify.KindToken)
+			g.Auth.RevokeKey(key, until)
+		},
+		UserChanged: func(id string) {
+			m.Peer("received", notify.KindUser)
+			g.Auth.ForgetUser(id)
+		},
+		Gap: g.Auth.ForgetAll,
+	}, log)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.WaitReady(wctx); err != nil {
+		l.Stop()
+		return err
+	}
+	g.stopPeers = l.Stop
 	return nil
 }

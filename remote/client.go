@@ -184,6 +184,10 @@ func (c *Client) Probe(ctx context.Context) error {
 	return nil
 }
 
+// CloseIdleConnections closes pooled connections to the auth service that
+// carry no request (on shutdown).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // URL returns the auth service's base URL.
 func (c *Client) URL() string { return c.base.String() }
 
