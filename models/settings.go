@@ -185,7 +185,9 @@ func DefaultSettings() Settings {
 
 // LoadSettings reads settings.yaml over the defaults, applies the
 // environment overrides and validates the result. Every problem is
-// reported at once, each naming its key.
+// reported at once, each naming its key. When the error is not nil the
+// settings must not be served; they are returned, as far as they decoded,
+// for reporting.
 func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 	s := DefaultSettings()
 	dec := yaml.NewDecoder(r)
@@ -203,10 +205,9 @@ func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 	s.Listen = cmp.Or(getenv(EnvListen), s.Listen)
 	s.AuthService.URL = cmp.Or(getenv(EnvAuthServiceURL), s.AuthService.URL)
 	s.Database.DSN = cmp.Or(getenv(EnvDatabaseDSN), s.Database.DSN)
-	if err := errors.Join(decodeErr, s.Validate()); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	// On error s is returned too, as far as it decoded, so `jwtgate check`
+	// can go on to probe the database and the auth service.
+	return s, errors.Join(decodeErr, s.Validate())
 }
 
 // explainYAML rewords yaml.v3's messages so a person sees which key is wrong.
@@ -250,7 +251,7 @@ func (s *Settings) Validate() error {
 	if s.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
 			bad("metrics_listen", "must be host:port (e.g. \"127.0.0.1:9090\"), got %q", s.MetricsListen)
-		} else if s.MetricsListen == s.Listen {
+		} else if s.MetricsListen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
 			bad("metrics_listen", "must differ from listen (leave it empty to serve /metrics on listen)")
 		}
 	}
@@ -361,7 +362,7 @@ func (s *Settings) Validate() error {
 				} else {
 					// "/api/x" and "/api/x/" cover the same requests; the
 					// longer always wins, so the other never matches.
-					bad(key+".path", "%q and routes[%d].path %q cover the same requests, so one shadows the other; keep one", r.Path, j, s.Routes[j].Path)
+					bad(key+".path", "%q and routes[%d].path %q cover the same requests, so one shadows the other: keep one", r.Path, j, s.Routes[j].Path)
 				}
 			} else {
 				seen[base] = i
