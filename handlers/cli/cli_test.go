@@ -192,7 +192,9 @@ database:
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	var errb syncBuffer
-	go func() { done <- Run(ctx, []string{"serve", "--config", cfg}, func(string) string { return "" }, &bytes.Buffer{}, &errb, "test") }()
+	go func() {
+		done <- Run(ctx, []string{"serve", "--config", cfg}, func(string) string { return "" }, &bytes.Buffer{}, &errb, "test")
+	}()
 	deadline := time.After(10 * time.Second)
 	for !strings.Contains(errb.String(), "jwtgate serving") {
 		select {
