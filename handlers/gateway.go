@@ -72,13 +72,27 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
+	var sig *signer
+	if s.IdentityToken.Enabled {
+		if sig, err = newSigner(s.IdentityToken, now, log); err != nil {
+			return nil, errors.Join(err, store.Close())
+		}
+	}
+	login, err := newLoginThrottle(s.Throttle, now)
+	if err != nil {
+		return nil, errors.Join(err, store.Close())
+	}
+	trusted := trustedProxies(s.TrustedNets)
+	idn := newIdentity(s.IdentityHeaders.Prefix)
+	idn.signer = sig
+	auth.Derive = idn.values // identity header values built once per cached user
 	names := make([]string, 0, len(s.Routes))
 	for _, r := range s.Routes {
 		names = append(names, r.Name)
 	}
 	m := metrics.New(names)
 	upstreams := upstreamTransport()
-	table, err := newRouteTable(s.Routes, upstreams, log, m)
+	table, err := newRouteTable(s.Routes, upstreams, log, trusted, idn, m)
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
@@ -106,7 +120,11 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 		}
 	}
 
-	router := newRouter(routerDeps{log: log, settings: s, remote: rc, auth: auth, table: table, metrics: m, health: hc, now: now})
+	router := newRouter(routerDeps{
+		log: log, settings: s, remote: rc, auth: auth, table: table,
+		identity: idn, signer: sig, login: login, trusted: trusted,
+		metrics: m, health: hc, now: now,
+	})
 	for _, ri := range router.Routes() {
 		m.Route(ri.Path) // resolve every label child before traffic
 	}

@@ -1,30 +1,57 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/models"
 )
 
 // identity writes the caller's identity headers and removes every
 // client-supplied header in their namespace.
 type identity struct {
-	norm                                  string // prefix lower-cased, '_' and '.' as '-'
-	id, email, username, staff, superuser string // canonical header names
+	prefix                                string
+	norm                                  string  // prefix lower-cased, '_' and '.' as '-'
+	id, email, username, staff, superuser string  // canonical header names
+	token                                 string  // the identity token's header, <prefix>Token
+	signer                                *signer // nil: no identity token
 }
 
+// newIdentity builds the identity headers for a prefix; set signer to send
+// the identity token too.
 func newIdentity(prefix string) identity {
 	name := func(s string) string { return textproto.CanonicalMIMEHeaderKey(prefix + s) }
 	return identity{
+		prefix:    prefix,
 		norm:      normalizeHeaderName(prefix),
 		id:        name("Id"),
 		email:     name("Email"),
 		username:  name("Username"),
 		staff:     name("Is-Staff"),
 		superuser: name("Is-Superuser"),
+		token:     name("Token"),
 	}
+}
+
+// identityField is an extra mirrored field a route sends upstream.
+type identityField struct {
+	name   string // the field as the auth service names it: "services"
+	header string // its header: "X-User-Services"
+}
+
+// fields resolves a route's identity_headers.fields to header names.
+func (idn identity) fields(names []string) []identityField {
+	out := make([]identityField, 0, len(names))
+	for _, n := range names {
+		out = append(out, identityField{name: n, header: textproto.CanonicalMIMEHeaderKey(idn.prefix + strings.ReplaceAll(n, "_", "-"))})
+	}
+	return out
 }
 
 // normalizeHeaderName folds a header name the way an upstream could read it:
@@ -71,12 +98,82 @@ func (idn identity) strip(h http.Header) {
 	}
 }
 
-// set writes the caller's identity.
-func (idn identity) set(h http.Header, p *authn.Principal) {
+// identityValues are a user's identity header values, built once per
+// cached user record. Each slice has cap == len, so an append elsewhere
+// copies instead of writing into the shared array.
+type identityValues struct {
+	id, email, username, staff, superuser []string
+}
+
+// values builds a user's identity header values (authn.Authenticator.Derive).
+func (idn identity) values(u *models.User) any {
+	one := func(s string) []string { return []string{s}[:1:1] }
+	return &identityValues{
+		id: one(headerValue(u.ID)), email: one(headerValue(u.Email)), username: one(headerValue(u.Username)),
+		staff: one(strconv.FormatBool(u.IsStaff)), superuser: one(strconv.FormatBool(u.IsSuperuser)),
+	}
+}
+
+// set writes the caller's identity for a route: the standard headers, the
+// route's extra fields and, when enabled, the signed identity token.
+func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
+	v, ok := p.Derived.(*identityValues)
+	if !ok {
+		v = idn.values(p.User).(*identityValues)
+	}
+	h[idn.id] = v.id
+	h[idn.email] = v.email
+	h[idn.username] = v.username
+	h[idn.staff] = v.staff
+	h[idn.superuser] = v.superuser
+	for _, f := range rt.fields {
+		if v, ok := p.Attrs[f.name]; ok && v != nil {
+			h[f.header] = []string{headerValue(v)}
+		}
+	}
+	if idn.signer == nil {
+		return nil
+	}
 	u := p.User
-	h[idn.id] = []string{u.ID}
-	h[idn.email] = []string{u.Email}
-	h[idn.username] = []string{u.Username}
-	h[idn.staff] = []string{strconv.FormatBool(u.IsStaff)}
-	h[idn.superuser] = []string{strconv.FormatBool(u.IsSuperuser)}
+	claims := jwt.MapClaims{
+		"sub": u.ID, "email": u.Email, "username": u.Username,
+		"is_staff": u.IsStaff, "is_superuser": u.IsSuperuser,
+	}
+	for _, f := range rt.fields {
+		if v, ok := p.Attrs[f.name]; ok {
+			claims[f.name] = v
+		}
+	}
+	tok, err := idn.signer.sign(claims, rt.Name)
+	if err != nil {
+		return err
+	}
+	h[idn.token] = []string{tok}
+	return nil
+}
+
+// headerValue renders a mirrored value as one header line: strings as they
+// are, numbers and booleans in their JSON form, lists and maps as JSON. A
+// string with control characters (a newline in a name, say) is sent
+// JSON-quoted so it can neither break the request nor be dropped.
+func headerValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		if strings.IndexFunc(x, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+			return x
+		}
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case json.Number:
+		return x.String()
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // ["R&D"], not ["R\u0026D"]
+	if err := enc.Encode(v); err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -12,6 +12,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -23,8 +24,9 @@ import (
 // route is a configured route ready to serve.
 type route struct {
 	models.Route
-	proxy *httputil.ReverseProxy
-	allow string // Allow header for 405s
+	proxy  *httputil.ReverseProxy
+	allow  string          // Allow header for 405s
+	fields []identityField // identity_headers.fields as headers
 }
 
 // routeTable picks the route for a path: longest prefix wins.
@@ -32,14 +34,20 @@ type routeTable struct {
 	routes []*route // longest path first
 }
 
-func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger, m *metrics.Metrics) (*routeTable, error) {
+func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger, trusted trustedProxies, idn identity, m *metrics.Metrics) (*routeTable, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.New(nil)
+	}
 	t := &routeTable{}
 	for _, r := range rs {
 		target, err := url.Parse(r.Upstream)
 		if err != nil {
 			return nil, fmt.Errorf("route %q upstream: %w", r.Name, err)
 		}
-		rt := &route{Route: r, allow: strings.Join(r.Methods, ", ")}
+		rt := &route{Route: r, allow: strings.Join(r.Methods, ", "), fields: idn.fields(r.IdentityHeaders.Fields)}
 		rt.proxy = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				if rt.StripPath {
@@ -47,21 +55,46 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 					pr.Out.URL.Path = "/" + strings.TrimPrefix(rest, "/")
 				}
 				pr.SetURL(target)
-				pr.SetXForwarded() // client-sent X-Forwarded-* were already removed
+				setForwarded(pr, trusted.fromTrusted(pr.In))
 			},
 			Transport: instrumented{next: transport, route: m.Route(r.Name)},
 			ModifyResponse: func(resp *http.Response) error {
 				// The client gets the gateway's request id, which the
 				// upstream received; an echo of it would be a duplicate.
 				resp.Header.Del(headerRequestID)
-				return nil
+				return stopHeaderTimer(resp)
 			},
 			ErrorHandler: proxyError(log, rt.Name),
+			ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn), // not the global log package
 		}
 		t.routes = append(t.routes, rt)
 	}
 	slices.SortStableFunc(t.routes, func(a, b *route) int { return len(b.Path) - len(a.Path) })
 	return t, nil
+}
+
+// setForwarded writes X-Forwarded-For/-Host/-Proto. ReverseProxy has
+// already removed the client's; a trusted proxy's chain and original host
+// and scheme are kept, with the proxy's own address appended to the chain.
+// X-Real-IP, which ReverseProxy leaves alone, is believed only from a
+// trusted proxy too.
+func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
+	in := pr.In.Header
+	if trusted {
+		if v := in.Values("X-Forwarded-For"); len(v) > 0 {
+			pr.Out.Header["X-Forwarded-For"] = v
+		}
+	} else {
+		pr.Out.Header.Del("X-Real-Ip")
+	}
+	pr.SetXForwarded()
+	if trusted {
+		for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v := in.Get(k); v != "" {
+				pr.Out.Header.Set(k, v)
+			}
+		}
+	}
 }
 
 // match returns the route for a cleaned path, or nil.
@@ -104,10 +137,44 @@ func (r *route) allowsMethod(m string) bool {
 	return len(r.Methods) == 0 || slices.Contains(r.Methods, m)
 }
 
+// gate authenticates and authorises a request for a route: the decision
+// the proxy and /auth/check share.
+type gate struct {
+	log  *slog.Logger
+	cr   credentials
+	auth authenticator
+}
+
+// admit returns the caller (nil when anonymous on an optional route, or
+// on an auth: none route) or the error to answer with fail. method and
+// clean are the request as the allow rule sees it; h carries the token.
+func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string) (*authn.Principal, error) {
+	var p *authn.Principal
+	if rt.Auth != models.AuthNone {
+		raw, present, err := g.cr.extract(h)
+		if err == nil && !present && rt.Auth == models.AuthRequired {
+			err = models.ErrNotAuthenticated
+		}
+		if err == nil && present {
+			var pr authn.Principal
+			if pr, err = g.auth.Authenticate(ctx, raw); err == nil {
+				p = &pr
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if rt.Rule != nil && !allowed(ctx, g.log, rt, p, h, method, clean) {
+		return nil, models.ErrPermissionDenied
+	}
+	return p, nil
+}
+
 // handleProxy authenticates and authorises a request for a configured route
 // and forwards it. A path no route covers is 404: nothing is forwarded
 // unless a route says so.
-func handleProxy(log *slog.Logger, cr credentials, auth authenticator, table *routeTable, idn identity) gin.HandlerFunc {
+func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
 		clean := cleanPath(r.URL.Path)
@@ -122,51 +189,60 @@ func handleProxy(log *slog.Logger, cr credentials, auth authenticator, table *ro
 			newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", r.Method)).abort(c)
 			return
 		}
-		var p *authn.Principal
-		if rt.Auth != models.AuthNone {
-			raw, present, err := cr.extract(r.Header)
-			if err == nil && !present && rt.Auth == models.AuthRequired {
-				err = models.ErrNotAuthenticated
-			}
-			if err == nil && present {
-				var pr authn.Principal
-				if pr, err = auth.Authenticate(r.Context(), raw); err == nil {
-					p = &pr
-					c.Set(principalKey, p)
-				}
-			}
-			if err != nil {
-				fail(c, log, err)
-				return
-			}
-		}
-		if rt.Rule != nil && !allowed(r.Context(), log, rt, p, r, clean) {
-			errPermission.abort(c)
+		p, err := g.admit(r.Context(), rt, r.Header, r.Method, clean)
+		if err != nil {
+			fail(c, g.log, err)
 			return
+		}
+		if p != nil {
+			c.Set(principalKey, p)
 		}
 		idn.strip(r.Header)
 		if p != nil {
-			idn.set(r.Header, p)
+			if err := idn.set(r.Header, p, rt); err != nil {
+				errorFor(r.Context(), g.log, err).abort(c)
+				return
+			}
+		}
+		if !rt.ForwardsToken() {
+			r.Header.Del(g.cr.header)
 		}
 		r.URL.Path, r.URL.RawPath = clean, ""
 		if rt.Timeout > 0 {
-			ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
-			defer cancel()
-			r = r.WithContext(ctx)
+			ctx, cancel := context.WithCancelCause(r.Context())
+			defer cancel(nil)
+			timer := time.AfterFunc(rt.Timeout, func() { cancel(errUpstreamSlow) })
+			defer timer.Stop()
+			r = r.WithContext(context.WithValue(ctx, headerTimerKey{}, timer))
 		}
 		rt.proxy.ServeHTTP(c.Writer, r)
 	}
 }
 
+// errUpstreamSlow is the cancel cause when a route's timeout passes before
+// the upstream's response headers arrive.
+var errUpstreamSlow = errors.New("upstream did not answer within the route's timeout")
+
+type headerTimerKey struct{}
+
+// stopHeaderTimer stops the route timeout once response headers arrive, so
+// a stream (SSE, WebSocket, a long download) is not cut afterwards.
+func stopHeaderTimer(resp *http.Response) error {
+	if t, ok := resp.Request.Context().Value(headerTimerKey{}).(*time.Timer); ok {
+		t.Stop()
+	}
+	return nil
+}
+
 // allowed evaluates the route's allow rule; an error in the rule denies.
-func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principal, r *http.Request, clean string) bool {
-	env := models.RuleEnv{Request: models.RuleRequest{Method: r.Method, Path: clean}}
+func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principal, h http.Header, method, clean string) bool {
+	env := models.RuleEnv{Request: models.RuleRequest{Method: method, Path: clean}}
 	if p != nil {
 		env.User, env.Claims = p.Attrs, p.Token.Claims
 	}
 	if rt.Rule.NeedsHeaders() {
-		env.Request.Headers = make(map[string]string, len(r.Header))
-		for k, vs := range r.Header {
+		env.Request.Headers = make(map[string]string, len(h))
+		for k, vs := range h {
 			env.Request.Headers[strings.ToLower(k)] = strings.Join(vs, ", ")
 		}
 	}
@@ -182,6 +258,11 @@ func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principa
 // timed out, 502 otherwise.
 func proxyError(log *slog.Logger, name string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if errors.Is(context.Cause(r.Context()), errUpstreamSlow) {
+			log.WarnContext(r.Context(), "upstream timed out", "route", name, "err", err)
+			errUpstreamTimeout.write(w)
+			return
+		}
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			log.DebugContext(r.Context(), "client went away", "route", name)
 			w.WriteHeader(499)

@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -24,6 +26,10 @@ type routerDeps struct {
 	table    *routeTable
 	metrics  *metrics.Metrics
 	health   *health.Checker
+	identity identity
+	signer   *signer   // nil: identity_token off
+	login    *throttle // nil: throttle.login_rate off
+	trusted  trustedProxies
 	now      func() time.Time
 }
 
@@ -34,15 +40,25 @@ func newRouter(d routerDeps) *gin.Engine {
 	r.ContextWithFallback = true    // *gin.Context carries request cancellation
 	r.HandleMethodNotAllowed = true // GET /auth/token/ is 405, not 404
 	r.RedirectTrailingSlash = false // no redirects on POSTs to token endpoints
-	_ = r.SetTrustedProxies(nil)    // ClientIP is the TCP peer
+	// ClientIP is the TCP peer unless that is a trusted proxy, then the
+	// client its X-Forwarded-For (or X-Real-IP) names.
+	if err := r.SetTrustedProxies(d.trusted.strings()); err != nil {
+		panic(err) // the prefixes were parsed by Settings.Validate
+	}
 	r.Use(
 		observe(d.log, d.metrics), // request id, access log, request metrics
-		gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, _ any) { errInternal.abort(c) }),
+		gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+			if err == http.ErrAbortHandler { // ReverseProxy's way to abort a broken response
+				panic(err)
+			}
+			d.log.ErrorContext(c.Request.Context(), "panic serving request", "panic", err, "stack", string(debug.Stack()))
+			errInternal.abort(c)
+		}),
 	)
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
-	r.POST("/auth/token/", handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
+	r.POST("/auth/token/", throttled(d.login), handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
 		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))
 	r.POST("/auth/token/refresh/", handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
@@ -59,7 +75,13 @@ func newRouter(d routerDeps) *gin.Engine {
 		r.GET("/metrics", gin.WrapH(d.metrics.Handler()))
 	}
 
-	r.NoRoute(handleProxy(d.log, cr, d.auth, d.table, newIdentity(s.IdentityHeaders.Prefix)))
+	g := gate{log: d.log, cr: cr, auth: d.auth}
+	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted))
+	if d.signer != nil {
+		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))
+	}
+
+	r.NoRoute(handleProxy(g, d.table, d.identity))
 	r.NoMethod(func(c *gin.Context) {
 		newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.").abort(c)
 	})

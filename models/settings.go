@@ -1,14 +1,17 @@
 package models
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,8 +34,17 @@ type Settings struct {
 	Database          Database        `yaml:"database"`
 	Users             Users           `yaml:"users"`
 	IdentityHeaders   IdentityHeaders `yaml:"identity_headers"`
+	IdentityToken     IdentityToken   `yaml:"identity_token"`
+	Throttle          Throttle        `yaml:"throttle"`
 	Log               Log             `yaml:"log"`
 	Routes            []Route         `yaml:"routes"`
+	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
+	// of the gateway whose X-Forwarded-* headers are believed and that may
+	// call /auth/check. Default none: the client is the TCP peer.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// TrustedNets is TrustedProxies parsed by Validate.
+	TrustedNets []netip.Prefix `yaml:"-"`
 }
 
 // AuthService says where the private SimpleJWT auth service is and which
@@ -63,12 +75,16 @@ type Circuit struct {
 
 // Auth configures how API calls are authenticated.
 type Auth struct {
-	HeaderName  string     `yaml:"header_name"`
-	HeaderTypes []string   `yaml:"header_types"`
-	UserIDClaim string     `yaml:"user_id_claim"`
-	Verify      string     `yaml:"verify"`
-	Cache       AuthCache  `yaml:"cache"`
-	Local       LocalVerif `yaml:"local"`
+	HeaderName  string   `yaml:"header_name"`
+	HeaderTypes []string `yaml:"header_types"`
+	UserIDClaim string   `yaml:"user_id_claim"`
+	Verify      string   `yaml:"verify"`
+	// RevokeOnLogout refuses, on every replica until they expire, the
+	// tokens a client names in a successful blacklist call (logout at the
+	// edge); off, they are only evicted from the verify caches.
+	RevokeOnLogout bool       `yaml:"revoke_on_logout"`
+	Cache          AuthCache  `yaml:"cache"`
+	Local          LocalVerif `yaml:"local"`
 }
 
 // AuthCache sizes the verify cache and bounds how long verdicts live.
@@ -108,6 +124,66 @@ type IdentityHeaders struct {
 	Prefix string `yaml:"prefix"`
 }
 
+// IdentityToken configures the signed identity token (X-User-Token) sent to
+// upstreams and served as a JWKS at /.well-known/jwks.json.
+type IdentityToken struct {
+	Enabled bool `yaml:"enabled"`
+	// Algorithm is ES256 or RS256.
+	Algorithm string `yaml:"algorithm"`
+	// KeyFile is the PEM (PKCS#8) private key; generated on first start when absent.
+	KeyFile string `yaml:"key_file"`
+	// Lifetime is how long a token is valid (exp - iat).
+	Lifetime time.Duration `yaml:"lifetime"`
+	// Issuer is the iss claim.
+	Issuer string `yaml:"issuer"`
+}
+
+// Identity token algorithms.
+const (
+	AlgES256 = "ES256"
+	AlgRS256 = "RS256"
+)
+
+// Throttle configures rate limits per client address.
+type Throttle struct {
+	// LoginRate is DRF style: "10/minute" (second, minute, hour, day), or "off".
+	LoginRate string `yaml:"login_rate"`
+	// LoginBurst is how many logins may come at once before the rate applies.
+	LoginBurst int `yaml:"login_burst"`
+	// CacheSize is how many client addresses are tracked (least recently seen dropped first).
+	CacheSize int `yaml:"cache_size"`
+
+	// LoginEvery is the interval LoginRate allows one login per; 0 when off. Set by Validate.
+	LoginEvery time.Duration `yaml:"-"`
+}
+
+// ParseRate reads a DRF-style rate such as "10/minute" as the interval
+// between two events. "off" gives 0.
+func ParseRate(s string) (time.Duration, error) {
+	if s == "off" {
+		return 0, nil
+	}
+	n, unit, ok := strings.Cut(s, "/")
+	count, err := strconv.Atoi(n)
+	if !ok || err != nil || count <= 0 {
+		return 0, fmt.Errorf("want N/second, N/minute, N/hour or N/day (or off), got %q", s)
+	}
+	var per time.Duration
+	switch unit {
+	case "s", "sec", "second":
+		per = time.Second
+	case "m", "min", "minute":
+		per = time.Minute
+	case "h", "hour":
+		per = time.Hour
+	case "d", "day":
+		per = 24 * time.Hour
+	default:
+		return 0, fmt.Errorf("unknown unit %q: want second, minute, hour or day", unit)
+	}
+	return per / time.Duration(count), nil
+}
+
 // Log configures log/slog output.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -116,18 +192,35 @@ type Log struct {
 
 // Route is one entry of routes: a path prefix forwarded to an upstream.
 type Route struct {
-	Name      string        `yaml:"name"`
-	Path      string        `yaml:"path"`
-	Upstream  string        `yaml:"upstream"`
-	Auth      string        `yaml:"auth"`
-	Methods   []string      `yaml:"methods"`
-	Allow     string        `yaml:"allow"`
-	StripPath bool          `yaml:"strip_path"`
-	Timeout   time.Duration `yaml:"timeout"`
+	Name      string   `yaml:"name"`
+	Path      string   `yaml:"path"`
+	Upstream  string   `yaml:"upstream"`
+	Auth      string   `yaml:"auth"`
+	Methods   []string `yaml:"methods"`
+	Allow     string   `yaml:"allow"`
+	StripPath bool     `yaml:"strip_path"`
+	// Timeout bounds connecting to the upstream, sending the request and
+	// waiting for its response headers; a streamed response (SSE,
+	// WebSocket, downloads) is not cut once it has started. 0: no bound.
+	Timeout time.Duration `yaml:"timeout"`
+	// ForwardToken sends the client's token header upstream; nil means true.
+	ForwardToken *bool `yaml:"forward_token"`
+	// IdentityHeaders lists extra mirrored fields sent upstream.
+	IdentityHeaders RouteIdentity `yaml:"identity_headers"`
 
 	// Rule is Allow compiled by Validate; nil when Allow is empty.
 	Rule *Rule `yaml:"-"`
 }
+
+// RouteIdentity lists mirrored user fields a route sends upstream as
+// <prefix><Field-Name> headers (services -> X-User-Services), lists and
+// maps JSON-encoded, and puts in the identity token.
+type RouteIdentity struct {
+	Fields []string `yaml:"fields"`
+}
+
+// ForwardsToken reports whether the client's token header goes upstream.
+func (r *Route) ForwardsToken() bool { return r.ForwardToken == nil || *r.ForwardToken }
 
 // Verification modes of auth.verify.
 const (
@@ -179,7 +272,12 @@ func DefaultSettings() Settings {
 		Database:        Database{Driver: "sqlite", DSN: "jwtgate.db"},
 		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000},
 		IdentityHeaders: IdentityHeaders{Prefix: "X-User-"},
-		Log:             Log{Level: "info", Format: "text"},
+		IdentityToken: IdentityToken{
+			Algorithm: AlgES256, KeyFile: "jwtgate-identity-key.pem",
+			Lifetime: 60 * time.Second, Issuer: "jwtgate",
+		},
+		Throttle: Throttle{LoginRate: "10/minute", LoginBurst: 5, CacheSize: 10000},
+		Log:      Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -189,18 +287,22 @@ func DefaultSettings() Settings {
 // settings must not be served; they are returned, as far as they decoded,
 // for reporting.
 func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return Settings{}, fmt.Errorf("settings: %w", err)
+	}
 	s := DefaultSettings()
-	dec := yaml.NewDecoder(r)
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // "timout: 5s" fails instead of silently keeping the default
 	var decodeErr error
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) { // a syntax error: nothing more can be said
-			return Settings{}, fmt.Errorf("settings: %w", explainYAML(err))
+			return Settings{}, fmt.Errorf("settings: %w", explainYAML(err, raw))
 		}
 		// Unknown keys and bad values: yaml.v3 decoded the rest, so
 		// validate it too and report every problem at once.
-		decodeErr = fmt.Errorf("settings: %w", explainYAML(err))
+		decodeErr = fmt.Errorf("settings: %w", explainYAML(err, raw))
 	}
 	s.Listen = cmp.Or(getenv(EnvListen), s.Listen)
 	s.AuthService.URL = cmp.Or(getenv(EnvAuthServiceURL), s.AuthService.URL)
@@ -211,17 +313,27 @@ func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 }
 
 // explainYAML rewords yaml.v3's messages so a person sees which key is wrong.
-func explainYAML(err error) error {
+func explainYAML(err error, raw []byte) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return err
 	}
+	keys := keysByLine(raw)
 	msgs := make([]string, 0, len(te.Errors))
 	for _, m := range te.Errors {
+		// "line 3: cannot unmarshal ..." -> "auth_service.timeout (line 3): cannot unmarshal ..."
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil && keys[line] != "" && !strings.Contains(m, ": field ") {
+			m = keys[line] + " (" + m[:strings.Index(m, ":")] + ")" + m[strings.Index(m, ":"):]
+		}
 		// "line 3: field timout not found in type models.AuthService"
 		if line, rest, ok := strings.Cut(m, ": field "); ok {
 			if name, _, ok := strings.Cut(rest, " not found"); ok {
 				m = fmt.Sprintf("%s: unknown key %q", line, name)
+				var n int
+				if _, scanErr := fmt.Sscanf(line, "line %d", &n); scanErr == nil && keys[n] != "" {
+					m = fmt.Sprintf("%s (%s): unknown key %q (the settings.yaml in the repository lists every key)", keys[n], line, name)
+				}
 			}
 		}
 		// "cannot unmarshal !!str `5 sec` into time.Duration"
@@ -231,6 +343,47 @@ func explainYAML(err error) error {
 		msgs = append(msgs, m)
 	}
 	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+// keysByLine maps each line of a YAML document to the dotted key defined
+// there (list items as key[i]), to name keys in decoding errors.
+func keysByLine(raw []byte) map[int]string {
+	var doc yaml.Node
+	out := map[int]string{}
+	if yaml.Unmarshal(raw, &doc) != nil {
+		return out
+	}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				name := k.Value
+				if prefix != "" {
+					name = prefix + "." + k.Value
+				}
+				out[k.Line] = name
+				if v.Line != k.Line || v.Kind != yaml.ScalarNode {
+					walk(v, name)
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				name := fmt.Sprintf("%s[%d]", prefix, i)
+				if _, taken := out[c.Line]; !taken || c.Kind == yaml.ScalarNode {
+					out[c.Line] = name
+				}
+				walk(c, name)
+			}
+		}
+	}
+	walk(&doc, "")
+	return out
 }
 
 // Validate checks every value and returns all problems joined, each naming its key.
@@ -335,6 +488,39 @@ func (s *Settings) Validate() error {
 	}
 	if s.IdentityHeaders.Prefix == "" {
 		bad("identity_headers.prefix", "must not be empty (e.g. \"X-User-\")")
+	} else if !isHeaderToken(s.IdentityHeaders.Prefix) {
+		bad("identity_headers.prefix", "must be letters, digits and '-' (a header name prefix), got %q", s.IdentityHeaders.Prefix)
+	}
+	s.TrustedNets = s.TrustedNets[:0]
+	for i, raw := range s.TrustedProxies {
+		p, err := parsePrefix(raw)
+		if err != nil {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "want a CIDR such as \"10.0.0.0/8\" or an address, got %q", raw)
+			continue
+		}
+		s.TrustedNets = append(s.TrustedNets, p)
+	}
+	if it := &s.IdentityToken; it.Enabled {
+		if it.Algorithm != AlgES256 && it.Algorithm != AlgRS256 {
+			bad("identity_token.algorithm", "must be ES256 or RS256, got %q", it.Algorithm)
+		}
+		if it.KeyFile == "" {
+			bad("identity_token.key_file", "must not be empty when identity_token.enabled")
+		}
+		if it.Lifetime <= 0 {
+			bad("identity_token.lifetime", "must be a positive duration, got %s", it.Lifetime)
+		}
+	}
+	if every, err := ParseRate(s.Throttle.LoginRate); err != nil {
+		bad("throttle.login_rate", "%v", err)
+	} else {
+		s.Throttle.LoginEvery = every
+	}
+	if s.Throttle.LoginBurst <= 0 {
+		bad("throttle.login_burst", "must be positive, got %d", s.Throttle.LoginBurst)
+	}
+	if s.Throttle.CacheSize <= 0 {
+		bad("throttle.cache_size", "must be positive, got %d", s.Throttle.CacheSize)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s.Log.Level)) {
 		bad("log.level", "must be debug, info, warn or error, got %q", s.Log.Level)
@@ -342,12 +528,17 @@ func (s *Settings) Validate() error {
 	if s.Log.Format != "text" && s.Log.Format != "json" {
 		bad("log.format", "must be text or json, got %q", s.Log.Format)
 	}
-	seen := map[string]int{} // path without its trailing slash -> index
+	seen, names := map[string]int{}, map[string]int{} // seen: path without its trailing slash -> index
 	for i := range s.Routes {
 		r := &s.Routes[i]
 		key := fmt.Sprintf("routes[%d]", i)
 		if r.Name == "" {
-			r.Name = strings.Trim(r.Path, "/")
+			r.Name = cmp.Or(strings.Trim(r.Path, "/"), "root")
+		}
+		if j, dup := names[r.Name]; dup {
+			bad(key+".name", "%q is also the name of routes[%d] (names are the identity token's aud)", r.Name, j)
+		} else {
+			names[r.Name] = i
 		}
 		base := strings.TrimSuffix(r.Path, "/")
 		switch {
@@ -387,9 +578,20 @@ func (s *Settings) Validate() error {
 			}
 			rule, err := CompileRule(r.Allow)
 			if err != nil {
-				bad(key+".allow", "%q does not compile: %v", r.Allow, err)
+				bad(key+".allow", "route %q: allow expression %q does not compile: %v", r.Name, r.Allow, err)
 			}
 			r.Rule = rule
+		}
+		for j, f := range r.IdentityHeaders.Fields {
+			fkey := fmt.Sprintf("%s.identity_headers.fields[%d]", key, j)
+			switch {
+			case !isHeaderToken(f) || strings.Trim(f, "-_") == "":
+				bad(fkey, "must be a field name of letters, digits and '_', got %q", f)
+			case slices.Contains(standardIdentityFields, strings.ToLower(f)):
+				bad(fkey, "%q is reserved: id, email, username, is_staff, is_superuser and the token are always sent", f)
+			case slices.Contains(r.IdentityHeaders.Fields[:j], f):
+				bad(fkey, "%q is listed twice", f)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -444,4 +646,36 @@ func (s *Settings) Warnings() []string {
 		}
 	}
 	return out
+}
+
+// standardIdentityFields are sent on every authenticated request; "token"
+// is the identity token's header.
+var standardIdentityFields = []string{"id", "email", "username", "is_staff", "is_superuser", "token"}
+
+// isHeaderToken reports whether s is made of letters, digits, '-' and '_'.
+func isHeaderToken(s string) bool {
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// parsePrefix reads a CIDR, or a bare address as a single-host prefix.
+func parsePrefix(raw string) (netip.Prefix, error) {
+	raw = strings.TrimSpace(raw)
+	if strings.Contains(raw, "/") {
+		p, err := netip.ParsePrefix(raw)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("trusted proxy %q: %w", raw, err)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(raw)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("trusted proxy %q: %w", raw, err)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

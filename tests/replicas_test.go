@@ -58,12 +58,16 @@ func pgDatabase(t testing.TB) string {
 }
 
 // replicaConfig is a gateway on a shared PostgreSQL database.
-func replicaConfig(dsn, refreshAfter string) string {
+func replicaConfig(dsn, refreshAfter string, revoke bool) string {
 	return `
 listen: "127.0.0.1:0"
 auth_service:
   url: "%AUTH%"
   timeout: 2s
+auth:
+  revoke_on_logout: ` + fmt.Sprint(revoke) + `
+throttle:
+  login_rate: "off"
 database:
   driver: postgres
   dsn: "` + dsn + `"
@@ -87,8 +91,8 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 	}
 	up := startUpstream(t)
 	// A re-checks users after a second; B would trust its copy for ten minutes.
-	a := startGateway(t, replicaConfig(dsn, "1s"), fa.URL(), up.URL, nil)
-	b := startGateway(t, replicaConfig(dsn, "10m"), fa.URL(), up.URL, nil)
+	a := startGateway(t, replicaConfig(dsn, "1s", true), fa.URL(), up.URL, nil)
+	b := startGateway(t, replicaConfig(dsn, "10m", true), fa.URL(), up.URL, nil)
 
 	t.Run("concurrent logins through both", func(t *testing.T) {
 		var failed atomic.Int64
@@ -182,4 +186,40 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 		})
 	})
 	_ = aliceID
+}
+
+// TestBlacklistEvictsOnEveryReplica: without revoke_on_logout a logout
+// through A evicts the named tokens from B's verify cache too, so B asks
+// the auth service again instead of trusting its cached verdict.
+func TestBlacklistEvictsOnEveryReplica(t *testing.T) {
+	dsn := pgDatabase(t)
+	fa, aliceID := newFake(t, fakeauth.Options{})
+	up := startUpstream(t)
+	a := startGateway(t, replicaConfig(dsn, "10m", false), fa.URL(), up.URL, nil)
+	b := startGateway(t, replicaConfig(dsn, "10m", false), fa.URL(), up.URL, nil)
+	access, refresh := fa.IssuePair(aliceID)
+	for range 2 {
+		if r := get(t, b.URL+"/api/x", access); r.Status != http.StatusOK {
+			t.Fatalf("B: %d %s", r.Status, r.Body)
+		}
+	}
+	if n := fa.Calls(fakeauth.PathVerify); n != 1 {
+		t.Fatalf("verify calls before logout = %d, want 1 (then cached)", n)
+	}
+	body := fmt.Sprintf(`{"refresh":%q,"access":%q}`, refresh, access)
+	if r := call(t, http.MethodPost, a.URL+"/auth/token/blacklist/", "application/json", body); r.Status != http.StatusOK {
+		t.Fatalf("logout via A: %d %s", r.Status, r.Body)
+	}
+	eventually(t, time.Second, func() string {
+		if r := scrape(t, b.URL+"/metrics"); r.get("jwtgate_peer_messages_total", "direction=received", "kind=token") < 2 {
+			return "B has not heard of the logout"
+		}
+		return ""
+	})
+	if r := get(t, b.URL+"/api/x", access); r.Status != http.StatusOK {
+		t.Fatalf("B after logout: %d %s (SimpleJWT still accepts the access token)", r.Status, r.Body)
+	}
+	if n := fa.Calls(fakeauth.PathVerify); n != 2 {
+		t.Fatalf("verify calls after logout = %d, want 2: B must ask again, not trust its cache", n)
+	}
 }

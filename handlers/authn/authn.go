@@ -43,6 +43,9 @@ type Principal struct {
 	User  *models.User
 	// Attrs is the user as access rules see it; shared, read-only.
 	Attrs map[string]any
+	// Derived is what Authenticator.Derive computed for this user record
+	// (e.g. pre-built identity header values); shared, read-only.
+	Derived any
 }
 
 // Config is what the authenticator needs from settings.
@@ -54,9 +57,12 @@ type Config struct {
 	NegativeTTL time.Duration
 	// StaleGrace lets a positive verdict be served past TTL for at most
 	// this long while the auth service is unavailable; 0 is off.
-	StaleGrace   time.Duration
-	UserCacheSz  int
-	RefreshAfter time.Duration
+	StaleGrace time.Duration
+	// RevokeOnLogout makes Revoke refuse a logged-out token until it
+	// expires; off, Revoke only evicts it.
+	RevokeOnLogout bool
+	UserCacheSz    int
+	RefreshAfter   time.Duration
 	// CallTimeout bounds a shared call home, whoever is waiting for it.
 	CallTimeout time.Duration
 }
@@ -64,15 +70,16 @@ type Config struct {
 // ConfigFrom takes the authenticator's settings from settings.yaml.
 func ConfigFrom(s models.Settings) Config {
 	return Config{
-		UserIDClaim:  s.Auth.UserIDClaim,
-		Leeway:       s.Auth.Local.Leeway,
-		CacheSize:    s.Auth.Cache.Size,
-		TTL:          s.Auth.Cache.TTL,
-		NegativeTTL:  s.Auth.Cache.NegativeTTL,
-		StaleGrace:   s.Auth.Cache.StaleGrace,
-		UserCacheSz:  s.Users.CacheSize,
-		RefreshAfter: s.Users.RefreshAfter,
-		CallTimeout:  s.AuthService.Timeout,
+		UserIDClaim:    s.Auth.UserIDClaim,
+		Leeway:         s.Auth.Local.Leeway,
+		CacheSize:      s.Auth.Cache.Size,
+		TTL:            s.Auth.Cache.TTL,
+		NegativeTTL:    s.Auth.Cache.NegativeTTL,
+		StaleGrace:     s.Auth.Cache.StaleGrace,
+		RevokeOnLogout: s.Auth.RevokeOnLogout,
+		UserCacheSz:    s.Users.CacheSize,
+		RefreshAfter:   s.Users.RefreshAfter,
+		CallTimeout:    s.AuthService.Timeout,
 	}
 }
 
@@ -87,6 +94,7 @@ type verdict struct {
 type cachedUser struct {
 	user    models.User
 	attrs   map[string]any
+	derived any
 	checkAt time.Time // re-fetch from the auth service after this
 }
 
@@ -109,6 +117,9 @@ type Authenticator struct {
 
 	// Observer, when set, is told what happened (for metrics). Set before use.
 	Observer Observer
+	// Derive, when set, computes per-user data once per cached record, so
+	// the warm path does not rebuild it. Set before use.
+	Derive func(*models.User) any
 	// Peers, when set, tells the other replicas what this one revoked or
 	// saw deactivated. Set before use.
 	Peers Peers
@@ -189,7 +200,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 		a.refused(models.ReasonInactive)
 		return Principal{}, fmt.Errorf("user %q: %w", cu.user.ID, models.ErrUserInactive)
 	}
-	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs}, nil
+	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Derived: cu.derived}, nil
 }
 
 // Token checks a token without resolving its user.
@@ -371,6 +382,9 @@ func (a *Authenticator) write(ctx context.Context, u models.User) error {
 
 func (a *Authenticator) remember(u models.User, checkAt time.Time) *cachedUser {
 	cu := &cachedUser{user: u, attrs: u.Attributes(), checkAt: checkAt}
+	if a.Derive != nil {
+		cu.derived = a.Derive(&cu.user)
+	}
 	a.users.Add(u.ID, cu)
 	return cu
 }
@@ -389,15 +403,19 @@ func (a *Authenticator) ForgetTokenKey(key [32]byte) {
 	a.rejected.Remove(key)
 }
 
-// Revoke is logout at the edge: a token the client named in a successful
-// blacklist call is evicted and, when it would pass as an access token,
-// refused here until it expires, even though the auth service's verify
-// endpoint may still accept it. Peers are told the token's hash.
+// Revoke handles a token the client named in a successful blacklist call:
+// it is evicted from the verify caches here and, through Peers, on every
+// replica, so the next use asks the auth service again. With
+// RevokeOnLogout (logout at the edge) a token that would pass as an access
+// token is also refused until it expires, even though SimpleJWT's verify
+// endpoint keeps accepting access tokens after a logout.
 func (a *Authenticator) Revoke(raw string) {
 	key := TokenKey(raw)
 	var until time.Time
-	if tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err == nil {
-		until = tok.Expires
+	if a.cfg.RevokeOnLogout {
+		if tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err == nil {
+			until = tok.Expires
+		}
 	}
 	a.RevokeKey(key, until)
 	if a.Peers != nil {

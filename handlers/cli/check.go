@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 			switch {
 			case strings.HasPrefix(line, " |"): // an allow expression's caret display
 				fmt.Fprintf(out, "          %s\n", line)
-			case strings.HasPrefix(line, "line "): // YAML: "line 3: ...; line 5: ..."
+			case yamlLine.MatchString(line): // YAML: "line 3: ...; auth_service.timeout (line 5): ..."
 				for _, p := range strings.Split(line, "; ") {
 					problem("%s", p)
 				}
@@ -95,6 +96,9 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	}
 	return nil
 }
+
+// yamlLine recognises yaml.v3's messages, which arrive joined by "; ".
+var yamlLine = regexp.MustCompile(`^line \d+:|\(line \d+\):`)
 
 func tally(problems, warnings int) string {
 	plural := func(n int, word string) string {

@@ -45,6 +45,7 @@ database:
   dsn: "`+db+`"
 routes:
   - path: "/api/billing"
+    name: old-billing
     upstream: "not a url"
   - path: "/api/billing/"
     upstream: "http://127.0.0.1:9001"
@@ -61,7 +62,8 @@ routes:
 		`unknown key "timout"`,
 		`want a Go duration such as "30s"`,
 		`routes[0].upstream: must be an http:// or https:// URL`,
-		`routes[1].allow: "user.is_staff &&" does not compile`,
+		`routes[1].allow: `,
+		`"user.is_staff &&" does not compile`,
 		`routes[1].path: "/api/billing/" and routes[0].path "/api/billing" cover the same requests`,
 		`warning: routes[2] (/public/): auth: none lets anyone send POST, PUT, PATCH, DELETE upstream`,
 		"database (sqlite " + db + "):\n  ok (0 mirrored users)",
