@@ -31,12 +31,16 @@ var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": 
 // after the request writes one access log line and the request metrics.
 // The line has the path but never the query string (token endpoints and
 // some APIs carry secrets there), and never a header value.
-func observe(log *slog.Logger, m *metrics.Metrics) gin.HandlerFunc {
+//
+// The client's X-Request-Id is kept when it is a short safe token and, if
+// trusted_proxies is set, only when it comes through one of them (the id
+// then names the trace the proxy started); otherwise one is generated.
+func observe(log *slog.Logger, m *metrics.Metrics, trusted trustedProxies) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		r := c.Request
 		id := r.Header.Get(headerRequestID)
-		if !validRequestID(id) {
+		if !validRequestID(id) || (len(trusted) > 0 && !trusted.fromTrusted(r)) {
 			id = rand.Text()
 		}
 		r.Header.Set(headerRequestID, id) // relayed to the auth service and upstreams

@@ -46,7 +46,7 @@ func newRouter(d routerDeps) *gin.Engine {
 		panic(err) // the prefixes were parsed by Settings.Validate
 	}
 	r.Use(
-		observe(d.log, d.metrics), // request id, access log, request metrics
+		observe(d.log, d.metrics, d.trusted), // request id, access log, request metrics
 		gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
 			if err == http.ErrAbortHandler { // ReverseProxy's way to abort a broken response
 				panic(err)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -431,5 +432,16 @@ func TestStaleGraceServesCachedVerdictDuringOutage(t *testing.T) {
 				t.Fatalf("stale served = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+func TestRequestIDFromUntrustedClientIsReplaced(t *testing.T) {
+	fa, _ := newFake(t, fakeauth.Options{})
+	up := startUpstream(t)
+	// Only 10.9.9.9 may set the id; the test client is 127.0.0.1.
+	gw := startGateway(t, opsConfig("")+"trusted_proxies: [\"10.9.9.9\"]\n", fa.URL(), up.URL, nil)
+	r := get(t, gw.URL+"/healthz", "", "X-Request-Id", "client-chosen-1")
+	if got := r.Header.Get("X-Request-Id"); got == "client-chosen-1" || !regexp.MustCompile(`^[A-Za-z0-9._-]{16,128}$`).MatchString(got) {
+		t.Fatalf("X-Request-Id %q: want a generated id, not the untrusted client's", got)
 	}
 }
