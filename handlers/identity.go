@@ -11,7 +11,7 @@ import (
 // identity writes the caller's identity headers and removes every
 // client-supplied header in their namespace.
 type identity struct {
-	norm                                   string // prefix lower-cased, '_' and '.' as '-'
+	norm                                  string // prefix lower-cased, '_' and '.' as '-'
 	id, email, username, staff, superuser string // canonical header names
 }
 

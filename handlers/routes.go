@@ -26,7 +26,7 @@ type routerDeps struct {
 func newRouter(d routerDeps) *gin.Engine {
 	s := d.settings
 	r := gin.New()
-	r.ContextWithFallback = true   // *gin.Context carries request cancellation
+	r.ContextWithFallback = true    // *gin.Context carries request cancellation
 	r.HandleMethodNotAllowed = true // GET /auth/token/ is 405, not 404
 	r.RedirectTrailingSlash = false // no redirects on POSTs to token endpoints
 	_ = r.SetTrustedProxies(nil)    // ClientIP is the TCP peer

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -194,11 +195,15 @@ func DefaultSettings() Settings {
 // environment overrides and validates the result. Every problem is
 // reported at once, each naming its key.
 func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return Settings{}, fmt.Errorf("settings: %w", err)
+	}
 	s := DefaultSettings()
-	dec := yaml.NewDecoder(r)
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // "timout: 5s" fails instead of silently keeping the default
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return Settings{}, fmt.Errorf("settings: %w", explainYAML(err))
+		return Settings{}, fmt.Errorf("settings: %w", explainYAML(err, raw))
 	}
 	s.Listen = cmp.Or(getenv(EnvListen), s.Listen)
 	s.AuthService.URL = cmp.Or(getenv(EnvAuthServiceURL), s.AuthService.URL)
@@ -210,17 +215,27 @@ func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 }
 
 // explainYAML rewords yaml.v3's messages so a person sees which key is wrong.
-func explainYAML(err error) error {
+func explainYAML(err error, raw []byte) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return err
 	}
+	keys := keysByLine(raw)
 	msgs := make([]string, 0, len(te.Errors))
 	for _, m := range te.Errors {
+		// "line 3: cannot unmarshal ..." -> "auth_service.timeout (line 3): cannot unmarshal ..."
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil && keys[line] != "" && !strings.Contains(m, ": field ") {
+			m = keys[line] + " (" + m[:strings.Index(m, ":")] + ")" + m[strings.Index(m, ":"):]
+		}
 		// "line 3: field timout not found in type models.AuthService"
 		if line, rest, ok := strings.Cut(m, ": field "); ok {
 			if name, _, ok := strings.Cut(rest, " not found"); ok {
 				m = fmt.Sprintf("%s: unknown key %q", line, name)
+				var n int
+				if _, scanErr := fmt.Sscanf(line, "line %d", &n); scanErr == nil && keys[n] != "" {
+					m = fmt.Sprintf("%s (%s): unknown key %q (the settings.yaml in the repository lists every key)", keys[n], line, name)
+				}
 			}
 		}
 		// "cannot unmarshal !!str `5 sec` into time.Duration"
@@ -230,6 +245,47 @@ func explainYAML(err error) error {
 		msgs = append(msgs, m)
 	}
 	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+// keysByLine maps each line of a YAML document to the dotted key defined
+// there (list items as key[i]), to name keys in decoding errors.
+func keysByLine(raw []byte) map[int]string {
+	var doc yaml.Node
+	out := map[int]string{}
+	if yaml.Unmarshal(raw, &doc) != nil {
+		return out
+	}
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				name := k.Value
+				if prefix != "" {
+					name = prefix + "." + k.Value
+				}
+				out[k.Line] = name
+				if v.Line != k.Line || v.Kind != yaml.ScalarNode {
+					walk(v, name)
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				name := fmt.Sprintf("%s[%d]", prefix, i)
+				if _, taken := out[c.Line]; !taken || c.Kind == yaml.ScalarNode {
+					out[c.Line] = name
+				}
+				walk(c, name)
+			}
+		}
+	}
+	walk(&doc, "")
+	return out
 }
 
 // Validate checks every value and returns all problems joined, each naming its key.
