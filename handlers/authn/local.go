@@ -227,7 +227,7 @@ func (l *Local) Verify(ctx context.Context, raw string) error {
 	if err == nil {
 		return nil
 	}
-	return classify(tok, err, l.algs)
+	return classify(tok, &claims, err, l.algs)
 }
 
 // peekIssuer reads iss from the claims without verifying anything: it only
@@ -256,7 +256,7 @@ func peekIssuer(raw string) (string, error) {
 }
 
 // classify turns golang-jwt's errors into our refusal reasons.
-func classify(tok *jwt.Token, err error, algs []string) error {
+func classify(tok *jwt.Token, claims *jwt.RegisteredClaims, err error, algs []string) error {
 	var te *models.TokenError
 	if errors.As(err, &te) {
 		return te
@@ -279,10 +279,13 @@ func classify(tok *jwt.Token, err error, algs []string) error {
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		reason = models.ReasonNotYetValid
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		reason = models.ReasonNoExpiry
-		if errors.Is(err, jwt.ErrTokenInvalidIssuer) {
+		// golang-jwt does not say which claim: exp, iss or aud.
+		switch {
+		case claims.ExpiresAt == nil:
+			reason = models.ReasonNoExpiry
+		case claims.Issuer == "":
 			reason = models.ReasonWrongIssuer
-		} else if errors.Is(err, jwt.ErrTokenInvalidAudience) {
+		default:
 			reason = models.ReasonWrongAudience
 		}
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
