@@ -223,11 +223,27 @@ func (l *Local) Verify(ctx context.Context, raw string) error {
 		}
 	}
 	var claims jwt.RegisteredClaims
-	tok, err := ks.parser.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) { return ks.key(ctx, t) })
+	keyFor := func(t *jwt.Token) (any, error) { return ks.key(ctx, t) }
+	tok, err := ks.parser.ParseWithClaims(raw, &claims, keyFor)
 	if err == nil {
 		return nil
 	}
-	return classify(tok, &claims, err, l.algs)
+	err = classify(tok, &claims, err, l.algs)
+	if ks.jwks != nil && models.TokenReason(err) == models.ReasonBadSignature && tok != nil && tok.Header["kid"] == nil {
+		// Stock SimpleJWT tokens carry no kid, so a rotated key does not
+		// show as an unknown kid: refetch (rate-limited, shared) and try
+		// once more if the key set changed.
+		gen := ks.jwks.store.generation()
+		ks.jwks.refetch(ctx, "")
+		if ks.jwks.store.generation() != gen {
+			claims = jwt.RegisteredClaims{}
+			if tok, err = ks.parser.ParseWithClaims(raw, &claims, keyFor); err == nil {
+				return nil
+			}
+			err = classify(tok, &claims, err, l.algs)
+		}
+	}
+	return err
 }
 
 // peekIssuer reads iss from the claims without verifying anything: it only
@@ -547,14 +563,16 @@ func (j *jwksKeys) key(ctx context.Context, t *jwt.Token, alg string) (any, erro
 	}
 	if !hasKid {
 		// Stock SimpleJWT puts no kid in its tokens: try every key that fits.
+		if !j.store.isLoaded() {
+			j.refetch(ctx, "")
+		}
 		if k := j.fitting(alg); k != nil {
 			return k, nil
 		}
-		j.refetch(ctx, "")
-		if k := j.fitting(alg); k != nil {
-			return k, nil
+		if err := j.ready(); err != nil {
+			return nil, fmt.Errorf("%w: %w", err, models.ErrAuthUnavailable)
 		}
-		return nil, j.missing("no key in the JWKS fits alg " + alg)
+		return nil, &models.TokenError{Reason: models.ReasonAlgKeyMismatch, Detail: "no key in the JWKS fits alg " + alg}
 	}
 	if !j.store.has(kid) {
 		j.refetch(ctx, kid)
@@ -624,6 +642,7 @@ type trackedStore struct {
 
 	mu     sync.RWMutex
 	loaded bool
+	gen    int // successful fetches so far
 	kids   map[string]bool
 	keys   []jwkEntry
 }
@@ -653,6 +672,7 @@ func (s *trackedStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) er
 	s.mu.Lock()
 	first := !s.loaded
 	s.kids, s.keys, s.loaded = kids, keys, true
+	s.gen++
 	s.mu.Unlock()
 	s.onReplace(first, given)
 	return nil
@@ -668,6 +688,12 @@ func (s *trackedStore) snapshot() []jwkEntry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.keys
+}
+
+func (s *trackedStore) generation() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gen
 }
 
 func (s *trackedStore) isLoaded() bool {

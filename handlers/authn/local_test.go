@@ -386,7 +386,38 @@ func TestLocalJWKS(t *testing.T) {
 	step("k1 was removed", sign(t, jwt.SigningMethodRS256, k.rsa, claims(nil), "k1"), models.ReasonUnknownKey, 2)
 	step("made-up kid: rate-limited, no fetch", sign(t, jwt.SigningMethodRS256, k.rsa, claims(nil), "evil"), models.ReasonUnknownKey, 2)
 	step("HMAC key published in the JWKS", sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims(nil), "h1"), models.ReasonAlgKeyMismatch, 2)
-	step("HMAC token without kid", sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims(nil), ""), models.ReasonUnknownKey, 2)
+	step("HMAC token without kid", sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims(nil), ""), models.ReasonAlgKeyMismatch, 2)
+}
+
+// TestLocalJWKSRotationWithoutKid: stock SimpleJWT tokens carry no kid; a
+// token signed by a new key makes one (rate-limited) refetch and passes,
+// and a forgery costs at most one refetch per interval.
+func TestLocalJWKSRotationWithoutKid(t *testing.T) {
+	k := keys(t)
+	srv := startJWKS(t, jwk("k1", "RS256", &k.rsa.PublicKey))
+	l := newTestLocal(t, LocalConfig{Issuers: jwksIssuer(srv.URL)}, nil)
+	if err := l.Verify(t.Context(), sign(t, jwt.SigningMethodRS256, k.rsa, claims(nil), "")); err != nil {
+		t.Fatalf("before rotation: %v", err)
+	}
+	k2, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.set(jwk("k1", "RS256", &k2.PublicKey)) // same kid name, new key: the JWKS "k1" of an unchanged Django project
+	if err := l.Verify(t.Context(), sign(t, jwt.SigningMethodRS256, k2, claims(nil), "")); err != nil {
+		t.Fatalf("after rotation: %v", err)
+	}
+	if n := srv.fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
+	}
+	for range 3 {
+		if got := reason(t, l.Verify(t.Context(), sign(t, jwt.SigningMethodRS256, k.rsa, claims(nil), ""))); got != models.ReasonBadSignature {
+			t.Fatalf("old key: reason %q, want bad_signature", got)
+		}
+	}
+	if n := srv.fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches after forgeries, want 2 (rate-limited)", n)
+	}
 }
 
 // TestLocalJWKSConcurrentRotation: many requests carrying a new kid at once
@@ -502,7 +533,7 @@ func TestLocalIssuers(t *testing.T) {
 		{"issuer a, RS256", mk(jwt.SigningMethodRS256, k.rsa, "https://a", "api", "k1"), ""},
 		{"legacy, HS256", mk(jwt.SigningMethodHS256, []byte(testSecret), "legacy", "old", ""), ""},
 		{"legacy token with a's audience", mk(jwt.SigningMethodHS256, []byte(testSecret), "legacy", "api", ""), models.ReasonWrongAudience},
-		{"a's iss, HS256 with legacy's secret", mk(jwt.SigningMethodHS256, []byte(testSecret), "https://a", "api", ""), models.ReasonUnknownKey},
+		{"a's iss, HS256 with legacy's secret", mk(jwt.SigningMethodHS256, []byte(testSecret), "https://a", "api", ""), models.ReasonAlgKeyMismatch},
 		{"a's iss, HS256 with the public PEM", mk(jwt.SigningMethodHS256, k.rsaPublicPEM, "https://a", "api", "k1"), models.ReasonAlgKeyMismatch},
 		{"legacy's iss, RS256", mk(jwt.SigningMethodRS256, k.rsa, "legacy", "old", "k1"), models.ReasonAlgKeyMismatch},
 		{"unknown issuer", mk(jwt.SigningMethodRS256, k.rsa, "https://evil", "api", "k1"), models.ReasonUnknownIssuer},
