@@ -96,7 +96,9 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if err != nil {
 		return fail(err)
 	}
-	router := newRouter(routerDeps{log: log, settings: s, remote: rc, auth: auth, table: table, now: now})
+	idn := newIdentity(s.IdentityHeaders.Prefix)
+	auth.Derive = idn.values // identity header values built once per cached user
+	router := newRouter(routerDeps{log: log, settings: s, remote: rc, auth: auth, table: table, identity: idn, now: now})
 	return &Gateway{Handler: router, Store: store, Auth: auth, Remote: rc, Local: local}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/models"
 )
 
 // identity writes the caller's identity headers and removes every
@@ -71,12 +72,31 @@ func (idn identity) strip(h http.Header) {
 	}
 }
 
+// identityValues are a user's identity header values, built once per
+// cached user record. Each slice has cap == len, so an append elsewhere
+// copies instead of writing into the shared array.
+type identityValues struct {
+	id, email, username, staff, superuser []string
+}
+
+// values builds a user's identity header values (authn.Authenticator.Derive).
+func (idn identity) values(u *models.User) any {
+	one := func(s string) []string { return []string{s}[:1:1] }
+	return &identityValues{
+		id: one(u.ID), email: one(u.Email), username: one(u.Username),
+		staff: one(strconv.FormatBool(u.IsStaff)), superuser: one(strconv.FormatBool(u.IsSuperuser)),
+	}
+}
+
 // set writes the caller's identity.
 func (idn identity) set(h http.Header, p *authn.Principal) {
-	u := p.User
-	h[idn.id] = []string{u.ID}
-	h[idn.email] = []string{u.Email}
-	h[idn.username] = []string{u.Username}
-	h[idn.staff] = []string{strconv.FormatBool(u.IsStaff)}
-	h[idn.superuser] = []string{strconv.FormatBool(u.IsSuperuser)}
+	v, ok := p.Derived.(*identityValues)
+	if !ok {
+		v = idn.values(p.User).(*identityValues)
+	}
+	h[idn.id] = v.id
+	h[idn.email] = v.email
+	h[idn.username] = v.username
+	h[idn.staff] = v.staff
+	h[idn.superuser] = v.superuser
 }

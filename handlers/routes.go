@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,6 +21,7 @@ type routerDeps struct {
 	remote   *remote.Client
 	auth     *authn.Authenticator
 	table    *routeTable
+	identity identity
 	now      func() time.Time
 }
 
@@ -30,7 +33,13 @@ func newRouter(d routerDeps) *gin.Engine {
 	r.HandleMethodNotAllowed = true // GET /auth/token/ is 405, not 404
 	r.RedirectTrailingSlash = false // no redirects on POSTs to token endpoints
 	_ = r.SetTrustedProxies(nil)    // ClientIP is the TCP peer
-	r.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, _ any) { errInternal.abort(c) }))
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		if err == http.ErrAbortHandler { // ReverseProxy's way to abort a broken response
+			panic(err)
+		}
+		d.log.ErrorContext(c.Request.Context(), "panic serving request", "panic", err, "stack", string(debug.Stack()))
+		errInternal.abort(c)
+	}))
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
@@ -47,7 +56,7 @@ func newRouter(d routerDeps) *gin.Engine {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 
-	r.NoRoute(handleProxy(d.log, cr, d.auth, d.table, newIdentity(s.IdentityHeaders.Prefix)))
+	r.NoRoute(handleProxy(d.log, cr, d.auth, d.table, d.identity))
 	r.NoMethod(func(c *gin.Context) {
 		newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.").abort(c)
 	})

@@ -97,7 +97,9 @@ func (c *Client) Relay(ctx context.Context, e Endpoint, contentType string, body
 	for k, vs := range hdr {
 		h[k] = vs
 	}
-	h.Set("Content-Type", contentType)
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
 	return c.do(ctx, e, http.MethodPost, c.paths[e], h, body)
 }
 

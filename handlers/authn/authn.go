@@ -43,6 +43,9 @@ type Principal struct {
 	User  *models.User
 	// Attrs is the user as access rules see it; shared, read-only.
 	Attrs map[string]any
+	// Derived is what Authenticator.Derive computed for this user record
+	// (e.g. pre-built identity header values); shared, read-only.
+	Derived any
 }
 
 // Config is what the authenticator needs from settings.
@@ -83,6 +86,7 @@ type verdict struct {
 type cachedUser struct {
 	user    models.User
 	attrs   map[string]any
+	derived any
 	checkAt time.Time // re-fetch from the auth service after this
 }
 
@@ -108,6 +112,9 @@ type Authenticator struct {
 	// when the verifier's verdict is cached (verify: hybrid: the remote
 	// verdict is reused for cache.ttl, the local check never is). Set before use.
 	Local Verifier
+	// Derive, when set, computes per-user data once per cached record, so
+	// the warm path does not rebuild it. Set before use.
+	Derive func(*models.User) any
 }
 
 // Observer receives authentication events; any field may be nil.
@@ -160,7 +167,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 		a.refused("inactive")
 		return Principal{}, fmt.Errorf("user %q: %w", cu.user.ID, models.ErrUserInactive)
 	}
-	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs}, nil
+	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Derived: cu.derived}, nil
 }
 
 // Token checks a token without resolving its user.
@@ -342,6 +349,9 @@ func (a *Authenticator) write(ctx context.Context, u models.User) error {
 
 func (a *Authenticator) remember(u models.User, checkAt time.Time) *cachedUser {
 	cu := &cachedUser{user: u, attrs: u.Attributes(), checkAt: checkAt}
+	if a.Derive != nil {
+		cu.derived = a.Derive(&cu.user)
+	}
 	a.users.Add(u.ID, cu)
 	return cu
 }

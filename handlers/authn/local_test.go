@@ -567,14 +567,14 @@ func TestLocalConfigFrom(t *testing.T) {
 	}
 }
 
-// countingVerifier counts calls and answers with err.
-type countingVerifier struct {
+// spyVerifier counts calls and answers err, or passes them on to next.
+type spyVerifier struct {
 	next  Verifier
 	calls atomic.Int64
 	err   atomic.Pointer[error]
 }
 
-func (c *countingVerifier) Verify(ctx context.Context, raw string) error {
+func (c *spyVerifier) Verify(ctx context.Context, raw string) error {
 	c.calls.Add(1)
 	if p := c.err.Load(); p != nil {
 		return *p
@@ -600,8 +600,8 @@ func TestHybrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(local.Close)
-	localCalls := &countingVerifier{next: local}
-	remote := &countingVerifier{}
+	localCalls := &spyVerifier{next: local}
+	remote := &spyVerifier{}
 	a, err := New(Config{UserIDClaim: "user_id", CacheSize: 100, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second,
 		UserCacheSz: 10, RefreshAfter: time.Minute, CallTimeout: time.Second}, remote, nil, nil, slog.New(slog.DiscardHandler), clock)
 	if err != nil {
@@ -652,7 +652,7 @@ func TestLocalModeCaching(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(local.Close)
-	v := &countingVerifier{next: local}
+	v := &spyVerifier{next: local}
 	a, err := New(Config{UserIDClaim: "user_id", CacheSize: 100, TTL: time.Hour, NegativeTTL: 5 * time.Second,
 		UserCacheSz: 10, RefreshAfter: time.Minute, CallTimeout: time.Second}, v, nil, nil, slog.New(slog.DiscardHandler), clock)
 	if err != nil {
