@@ -336,9 +336,13 @@ func jwk(kid, alg string, pub any) map[string]any {
 	case *rsa.PublicKey:
 		m["kty"], m["n"], m["e"] = "RSA", b64(k.N.Bytes()), b64(big.NewInt(int64(k.E)).Bytes())
 	case *ecdsa.PublicKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
+		point, err := k.Bytes() // 0x04 || X || Y
+		if err != nil {
+			panic(err)
+		}
+		size := (len(point) - 1) / 2
 		m["kty"], m["crv"] = "EC", k.Curve.Params().Name
-		m["x"], m["y"] = b64(k.X.FillBytes(make([]byte, size))), b64(k.Y.FillBytes(make([]byte, size)))
+		m["x"], m["y"] = b64(point[1:1+size]), b64(point[1+size:])
 	case []byte:
 		m["kty"], m["k"] = "oct", b64(k)
 	}
