@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"jwtgate/handlers"
+	"jwtgate/handlers/authn"
 	"jwtgate/models"
 )
 
@@ -151,6 +152,19 @@ func check(ctx context.Context, config string, getenv func(string) string, out i
 		return err
 	}
 	fmt.Fprintln(out, "settings: ok")
+	if s.Auth.Verify != models.VerifyRemote {
+		// Key files, secrets in the environment and every JWKS, as serve loads them.
+		local, err := authn.NewLocal(ctx, authn.LocalConfigFrom(s), getenv, slog.New(slog.DiscardHandler), time.Now)
+		if err != nil {
+			return err
+		}
+		err = local.Ready()
+		local.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "auth.local keys (verify: %s): ok\n", s.Auth.Verify)
+	}
 	st, err := models.OpenStore(ctx, s.Database, time.Now)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
