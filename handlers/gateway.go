@@ -33,6 +33,9 @@ type Gateway struct {
 	Auth *authn.Authenticator
 	// Remote is the auth service client.
 	Remote *remote.Client
+	// Local is the in-process verifier of verify: local and hybrid; nil for
+	// verify: remote. Its Ready says whether every JWKS has been fetched.
+	Local *authn.Local
 	// Health probes the readiness checks in the background.
 	Health *health.Checker
 
@@ -46,6 +49,9 @@ type Gateway struct {
 type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Getenv reads the environment (HMAC secrets of auth.local.keys);
+	// nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // NewGateway opens the database and builds the auth service client, the
@@ -68,19 +74,49 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
-	auth, err := authn.New(authn.ConfigFrom(s), rc, rc, store, log, now)
-	if err != nil {
+	// remote: every new token is verified by the auth service (cached).
+	// local: in-process only, never a call home to authenticate (the
+	// verdict is cached too, which saves CPU; never past exp).
+	// hybrid: remote as above, plus the local check on every request.
+	var verifier authn.Verifier = rc
+	var local *authn.Local
+	if s.Auth.Verify != models.VerifyRemote {
+		getenv := opt.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		lc := authn.LocalConfigFrom(s)
+		lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
+		local, err = authn.NewLocal(ctx, lc, getenv, log, now)
+		if err != nil {
+			return nil, errors.Join(err, store.Close())
+		}
+		if s.Auth.Verify == models.VerifyLocal {
+			verifier = local
+		}
+	}
+	fail := func(err error) (*Gateway, error) {
+		if local != nil {
+			local.Close()
+		}
 		return nil, errors.Join(err, store.Close())
 	}
 	var sig *signer
 	if s.IdentityToken.Enabled {
 		if sig, err = newSigner(s.IdentityToken, now, log); err != nil {
-			return nil, errors.Join(err, store.Close())
+			return fail(err)
 		}
 	}
 	login, err := newLoginThrottle(s.Throttle, now)
 	if err != nil {
-		return nil, errors.Join(err, store.Close())
+		return fail(err)
+	}
+	auth, err := authn.New(authn.ConfigFrom(s), verifier, rc, store, log, now)
+	if err != nil {
+		return fail(err)
+	}
+	if s.Auth.Verify == models.VerifyHybrid {
+		auth.Local = local
 	}
 	trusted := trustedProxies(s.TrustedNets)
 	idn := newIdentity(s.IdentityHeaders.Prefix)
@@ -94,7 +130,7 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	upstreams := upstreamTransport()
 	table, err := newRouteTable(s.Routes, upstreams, log, trusted, idn, m)
 	if err != nil {
-		return nil, errors.Join(err, store.Close())
+		return fail(err)
 	}
 
 	hc := health.New(s.ReadinessInterval, log)
@@ -128,9 +164,14 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	for _, ri := range router.Routes() {
 		m.Route(ri.Path) // resolve every label child before traffic
 	}
-	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Health: hc, upstreams: upstreams}
+	if local != nil {
+		// Ready fails until every JWKS has been fetched, and while one is
+		// failing to refresh.
+		hc.Add(checkJWKS, func(context.Context) error { return local.Ready() })
+	}
+	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Local: local, Health: hc, upstreams: upstreams}
 	if err := gw.startPeers(ctx, s, log, m); err != nil {
-		return nil, errors.Join(err, store.Close())
+		return fail(err)
 	}
 	hc.Start()
 	return gw, nil
@@ -140,15 +181,19 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 const (
 	checkDatabase    = "database"
 	checkAuthService = "auth_service"
+	checkJWKS        = "jwks"
 )
 
-// Close stops the background work and closes the database. It is safe to
-// call more than once.
+// Close stops the background work (readiness probes, the peer listener,
+// JWKS refreshes) and closes the database. It is safe to call more than once.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.Health.Stop()
 		if g.stopPeers != nil {
 			g.stopPeers()
+		}
+		if g.Local != nil {
+			g.Local.Close()
 		}
 		// Idle keep-alive connections would otherwise hold the auth
 		// service's and upstreams' graceful shutdowns.

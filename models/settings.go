@@ -105,6 +105,34 @@ type LocalVerif struct {
 	Issuer     string        `yaml:"issuer"`
 	Audience   string        `yaml:"audience"`
 	Leeway     time.Duration `yaml:"leeway"`
+	// JWKSRefreshInterval is how often every JWKS is fetched again.
+	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
+	// JWKSRefetchInterval bounds refetches caused by tokens whose kid is
+	// not in the JWKS: at most one per interval and JWKS.
+	JWKSRefetchInterval time.Duration `yaml:"jwks_refetch_interval"`
+	// Issuers, when set, are the trusted issuers, each with its own keys;
+	// a token's iss picks one. JWKSURL, Keys and Issuer above must then be empty.
+	Issuers []LocalIssuer `yaml:"issuers"`
+}
+
+// LocalIssuer is one trusted issuer of auth.local.issuers.
+type LocalIssuer struct {
+	Issuer  string   `yaml:"issuer"`
+	JWKSURL string   `yaml:"jwks_url"`
+	Keys    []string `yaml:"keys"`
+	// Audience is the required aud claim; empty means auth.local.audience.
+	Audience string `yaml:"audience"`
+}
+
+// KeyEnvPrefix marks an entry of auth.local.keys that names an environment
+// variable holding an HMAC secret ("env:JWT_SECRET"), so secrets stay out
+// of settings.yaml. Any other entry is a PEM file.
+const KeyEnvPrefix = "env:"
+
+// Algorithms lists the signing algorithms auth.local.algorithms may name.
+var Algorithms = []string{
+	"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+	"PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 }
 
 // Database selects the user mirror's database.
@@ -267,7 +295,11 @@ func DefaultSettings() Settings {
 			UserIDClaim: "user_id",
 			Verify:      VerifyRemote,
 			Cache:       AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
-			Local:       LocalVerif{Algorithms: []string{"RS256"}},
+			Local: LocalVerif{
+				Algorithms:          []string{"RS256"},
+				JWKSRefreshInterval: 5 * time.Minute,
+				JWKSRefetchInterval: 30 * time.Second,
+			},
 		},
 		Database:        Database{Driver: "sqlite", DSN: "jwtgate.db"},
 		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000},
@@ -465,13 +497,7 @@ func (s *Settings) Validate() error {
 	if a.Cache.StaleGrace < 0 {
 		bad("auth.cache.stale_grace", "must not be negative (0 turns it off), got %s", a.Cache.StaleGrace)
 	}
-	if a.Local.Leeway < 0 {
-		bad("auth.local.leeway", "must not be negative, got %s", a.Local.Leeway)
-	}
-	checkURL("auth.local.jwks_url", a.Local.JWKSURL, false)
-	if a.Verify != VerifyRemote && a.Local.JWKSURL == "" && len(a.Local.Keys) == 0 {
-		bad("auth.local", "verify: %s needs auth.local.jwks_url or auth.local.keys", a.Verify)
-	}
+	s.validateLocal(bad, checkURL)
 	switch s.Database.Driver {
 	case "sqlite", "postgres":
 	default:
@@ -678,4 +704,89 @@ func parsePrefix(raw string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// validateLocal checks auth.local: algorithms, intervals, key entries and
+// the issuers, whichever verify mode is set (a config must not turn
+// invalid the day someone switches to local).
+func (s *Settings) validateLocal(bad func(key, format string, args ...any), checkURL func(key, raw string, required bool)) {
+	l := &s.Auth.Local
+	if l.Leeway < 0 {
+		bad("auth.local.leeway", "must not be negative, got %s", l.Leeway)
+	}
+	if len(l.Algorithms) == 0 {
+		bad("auth.local.algorithms", "must list at least one algorithm (e.g. [\"RS256\"])")
+	}
+	for i, alg := range l.Algorithms {
+		if !slices.Contains(Algorithms, alg) {
+			bad(fmt.Sprintf("auth.local.algorithms[%d]", i), "%q is not one of %s", alg, strings.Join(Algorithms, ", "))
+		}
+	}
+	if l.JWKSRefreshInterval <= 0 {
+		bad("auth.local.jwks_refresh_interval", "must be a positive duration, got %s", l.JWKSRefreshInterval)
+	}
+	if l.JWKSRefetchInterval <= 0 {
+		bad("auth.local.jwks_refetch_interval", "must be a positive duration, got %s", l.JWKSRefetchInterval)
+	}
+	checkKeys := func(key string, keys []string) {
+		for i, k := range keys {
+			key := fmt.Sprintf("%s[%d]", key, i)
+			name, isEnv := strings.CutPrefix(k, KeyEnvPrefix)
+			switch {
+			case strings.TrimSpace(k) == "":
+				bad(key, "must not be empty: a PEM file or %sVAR_NAME", KeyEnvPrefix)
+			case isEnv && !validEnvName(name):
+				bad(key, "%q must name an environment variable (letters, digits, _)", k)
+			case strings.Contains(k, "-----BEGIN"):
+				bad(key, "must be a PEM file name, not the PEM itself")
+			}
+		}
+	}
+	checkURL("auth.local.jwks_url", l.JWKSURL, false)
+	checkKeys("auth.local.keys", l.Keys)
+	if len(l.Issuers) == 0 {
+		if s.Auth.Verify != VerifyRemote && l.JWKSURL == "" && len(l.Keys) == 0 {
+			bad("auth.local", "verify: %s needs auth.local.jwks_url, auth.local.keys or auth.local.issuers", s.Auth.Verify)
+		}
+		if l.JWKSURL != "" && len(l.Keys) > 0 {
+			bad("auth.local.keys", "set either auth.local.jwks_url or auth.local.keys, not both")
+		}
+		return
+	}
+	for key, set := range map[string]bool{
+		"auth.local.jwks_url": l.JWKSURL != "", "auth.local.keys": len(l.Keys) > 0, "auth.local.issuer": l.Issuer != "",
+	} {
+		if set {
+			bad(key, "must be empty when auth.local.issuers is set (give it per issuer)")
+		}
+	}
+	seen := map[string]int{}
+	for i, is := range l.Issuers {
+		key := fmt.Sprintf("auth.local.issuers[%d]", i)
+		if is.Issuer == "" {
+			bad(key+".issuer", "must not be empty: a token's iss picks its issuer")
+		} else if j, dup := seen[is.Issuer]; dup {
+			bad(key+".issuer", "%q is also auth.local.issuers[%d].issuer", is.Issuer, j)
+		} else {
+			seen[is.Issuer] = i
+		}
+		checkURL(key+".jwks_url", is.JWKSURL, false)
+		checkKeys(key+".keys", is.Keys)
+		if (is.JWKSURL == "") == (len(is.Keys) == 0) {
+			bad(key, "needs either jwks_url or keys (exactly one)")
+		}
+	}
+}
+
+// validEnvName reports whether name is a portable environment variable name.
+func validEnvName(name string) bool {
+	if name == "" || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

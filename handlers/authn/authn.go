@@ -117,6 +117,10 @@ type Authenticator struct {
 
 	// Observer, when set, is told what happened (for metrics). Set before use.
 	Observer Observer
+	// Local, when set, checks every token in-process on every request, even
+	// when the verifier's verdict is cached (verify: hybrid: the remote
+	// verdict is reused for cache.ttl, the local check never is). Set before use.
+	Local Verifier
 	// Derive, when set, computes per-user data once per cached record, so
 	// the warm path does not rebuild it. Set before use.
 	Derive func(*models.User) any
@@ -219,6 +223,9 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	if v, ok := a.tokens.Get(key); ok {
 		if now.Before(v.expires) {
 			a.event(a.Observer.CacheHit)
+			if err := a.checkLocal(ctx, raw); err != nil {
+				return models.Token{}, err
+			}
 			return v.tok, nil
 		}
 		if now.Before(v.tok.Expires) && now.Before(v.expires.Add(a.cfg.StaleGrace)) {
@@ -236,6 +243,12 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, now)
 	if err != nil {
 		a.refused(models.TokenReason(err))
+		return models.Token{}, err
+	}
+	if err := a.checkLocal(ctx, raw); err != nil {
+		if errors.Is(err, models.ErrTokenInvalid) && a.cfg.NegativeTTL > 0 {
+			a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
+		}
 		return models.Token{}, err
 	}
 	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
@@ -280,6 +293,18 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	case <-ctx.Done():
 		return models.Token{}, fmt.Errorf("verify: %w", ctx.Err())
 	}
+}
+
+// checkLocal runs the every-request local check of verify: hybrid.
+func (a *Authenticator) checkLocal(ctx context.Context, raw string) error {
+	if a.Local == nil {
+		return nil
+	}
+	err := a.Local.Verify(ctx, raw)
+	if reason := models.TokenReason(err); reason != "" {
+		a.refused(reason)
+	}
+	return err
 }
 
 // user returns the cached user, or loads it once for all concurrent callers.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"strings"
 	"time"
 
+	"jwtgate/handlers/authn"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
@@ -61,6 +63,21 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	if s.Listen == "" { // a syntax error: nothing decoded to probe with
 		fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
 		return ErrFailed
+	}
+
+	if s.Auth.Verify == models.VerifyLocal || s.Auth.Verify == models.VerifyHybrid {
+		// Key files, secrets in the environment and every JWKS, as serve loads them.
+		local, err := authn.NewLocal(ctx, authn.LocalConfigFrom(s), e.getenv, slog.New(slog.DiscardHandler), time.Now)
+		if err == nil {
+			err = local.Ready()
+			local.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(out, "auth.local keys (verify: %s):\n", s.Auth.Verify)
+			problem("%v (check auth.local.keys, auth.local.jwks_url and the secrets' environment variables)", err)
+		} else {
+			fmt.Fprintf(out, "auth.local keys (verify: %s): ok\n", s.Auth.Verify)
+		}
 	}
 
 	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))

@@ -24,7 +24,7 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	for _, w := range s.Warnings() {
 		log.Warn("settings: " + w)
 	}
-	gw, err := handlers.NewGateway(ctx, s, log, handlers.Options{})
+	gw, err := handlers.NewGateway(ctx, s, log, handlers.Options{Getenv: e.getenv})
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,8 @@ var reasons = []string{
 	models.ReasonMalformed, models.ReasonTooLarge, models.ReasonAlgNone, models.ReasonNoExpiry,
 	models.ReasonExpired, models.ReasonNotYetValid, models.ReasonWrongTokenType, models.ReasonNoUserID,
 	models.ReasonRejected, models.ReasonBadSignature, models.ReasonRevoked, models.ReasonInactive,
-	models.ReasonUserNotFound,
+	models.ReasonUserNotFound, models.ReasonAlgNotAllowed, models.ReasonAlgKeyMismatch, models.ReasonUnknownKey,
+	models.ReasonUnknownIssuer, models.ReasonWrongIssuer, models.ReasonWrongAudience,
 }
 
 // Metrics is a gateway's collectors. Its methods are safe for concurrent use.
