@@ -445,3 +445,17 @@ func TestRequestIDFromUntrustedClientIsReplaced(t *testing.T) {
 		t.Fatalf("X-Request-Id %q: want a generated id, not the untrusted client's", got)
 	}
 }
+
+func TestReadyzNamesJWKSWhenLocalKeysAreMissing(t *testing.T) {
+	fa, _ := newFake(t, fakeauth.Options{})
+	up := startUpstream(t)
+	cfg := strings.Replace(opsConfig(""), "auth:\n", "auth:\n  verify: local\n  local:\n    jwks_url: \"http://127.0.0.1:1/jwks.json\"\n", 1)
+	gw := startGateway(t, cfg, fa.URL(), up.URL, nil)
+	eventually(t, 5*time.Second, func() string {
+		r := get(t, gw.URL+"/readyz", "")
+		if r.Status != http.StatusServiceUnavailable || fmt.Sprint(r.json(t)["down"]) != "[jwks]" {
+			return fmt.Sprintf("/readyz %d %s, want 503 with down [jwks]", r.Status, r.Body)
+		}
+		return ""
+	})
+}
