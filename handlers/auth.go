@@ -64,7 +64,7 @@ func requireAuth(log *slog.Logger, cr credentials, auth authenticator) gin.Handl
 			p, err = auth.Authenticate(c.Request.Context(), raw)
 		}
 		if err != nil {
-			errorFor(c.Request.Context(), log, err).abort(c)
+			fail(c, log, err)
 			return
 		}
 		c.Set(principalKey, &p)

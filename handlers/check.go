@@ -56,9 +56,9 @@ func handleCheck(g gate, table *routeTable, idn identity, trusted trustedProxies
 			errCheckMethod.abort(c)
 			return
 		}
-		p, apiErr := g.admit(r.Context(), rt, r.Header, method, clean)
-		if apiErr != nil {
-			apiErr.abort(c)
+		p, err := g.admit(r.Context(), rt, r.Header, method, clean)
+		if err != nil {
+			fail(c, g.log, err)
 			return
 		}
 		if p != nil {

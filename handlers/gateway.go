@@ -7,39 +7,61 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/handlers/health"
+	"jwtgate/handlers/metrics"
 	"jwtgate/models"
+	"jwtgate/models/notify"
 	"jwtgate/remote"
 )
 
 // Gateway is jwtgate wired together: the HTTP handler and what it owns.
 type Gateway struct {
-	// Handler serves the whole HTTP surface.
+	// Handler serves the whole HTTP surface (and /metrics unless
+	// metrics_listen is set).
 	Handler http.Handler
+	// Metrics serves the Prometheus registry, for metrics_listen.
+	Metrics http.Handler
 	// Store is the user mirror.
 	Store *models.Store
 	// Auth authenticates tokens and resolves users.
 	Auth *authn.Authenticator
 	// Remote is the auth service client.
 	Remote *remote.Client
+	// Local is the in-process verifier of verify: local and hybrid; nil for
+	// verify: remote. Its Ready says whether every JWKS has been fetched.
+	Local *authn.Local
+	// Health probes the readiness checks in the background.
+	Health *health.Checker
+
+	stopPeers func() // stops the peer listener and waits; nil without one
+	upstreams *http.Transport
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Options adjust a Gateway for tests; the zero value is production.
 type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Getenv reads the environment (HMAC secrets of auth.local.keys);
+	// nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // NewGateway opens the database and builds the auth service client, the
-// authenticator and the router from settings.
+// authenticator and the router from settings, and starts the background
+// work (readiness probes, the peer listener on PostgreSQL) that Close stops.
 func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Options) (*Gateway, error) {
 	if os.Getenv(gin.EnvGinMode) == "" {
 		gin.SetMode(gin.ReleaseMode)
 	}
+	log = slog.New(withRequestID(log.Handler()))
 	now := opt.Now
 	if now == nil {
 		now = time.Now
@@ -52,41 +74,136 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
-	auth, err := authn.New(authn.ConfigFrom(s), rc, rc, store, log, now)
-	if err != nil {
+	// remote: every new token is verified by the auth service (cached).
+	// local: in-process only, never a call home to authenticate (the
+	// verdict is cached too, which saves CPU; never past exp).
+	// hybrid: remote as above, plus the local check on every request.
+	var verifier authn.Verifier = rc
+	var local *authn.Local
+	if s.Auth.Verify != models.VerifyRemote {
+		getenv := opt.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		lc := authn.LocalConfigFrom(s)
+		lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
+		local, err = authn.NewLocal(ctx, lc, getenv, log, now)
+		if err != nil {
+			return nil, errors.Join(err, store.Close())
+		}
+		if s.Auth.Verify == models.VerifyLocal {
+			verifier = local
+		}
+	}
+	fail := func(err error) (*Gateway, error) {
+		if local != nil {
+			local.Close()
+		}
 		return nil, errors.Join(err, store.Close())
 	}
 	var sig *signer
 	if s.IdentityToken.Enabled {
 		if sig, err = newSigner(s.IdentityToken, now, log); err != nil {
-			return nil, errors.Join(err, store.Close())
+			return fail(err)
 		}
 	}
 	login, err := newLoginThrottle(s.Throttle, now)
 	if err != nil {
-		return nil, errors.Join(err, store.Close())
+		return fail(err)
+	}
+	auth, err := authn.New(authn.ConfigFrom(s), verifier, rc, store, log, now)
+	if err != nil {
+		return fail(err)
+	}
+	if s.Auth.Verify == models.VerifyHybrid {
+		auth.Local = local
 	}
 	trusted := trustedProxies(s.TrustedNets)
 	idn := newIdentity(s.IdentityHeaders.Prefix)
 	idn.signer = sig
 	auth.Derive = idn.values // identity header values built once per cached user
-	table, err := newRouteTable(s.Routes, upstreamTransport(), log, trusted, idn)
-	if err != nil {
-		return nil, errors.Join(err, store.Close())
+	names := make([]string, 0, len(s.Routes))
+	for _, r := range s.Routes {
+		names = append(names, r.Name)
 	}
+	m := metrics.New(names)
+	upstreams := upstreamTransport()
+	table, err := newRouteTable(s.Routes, upstreams, log, trusted, idn, m)
+	if err != nil {
+		return fail(err)
+	}
+
+	hc := health.New(s.ReadinessInterval, log)
+	hc.OnChange = m.Ready
+	hc.Add(checkDatabase, store.Ping)
+	hc.Add(checkAuthService, rc.Probe)
+
+	auth.Observer = m.Observer()
+	m.CacheEntries(auth.CacheLen)
+	rc.Observe = func(e remote.Endpoint, outcome string, d time.Duration) {
+		m.ObserveCall(e, outcome, d)
+		switch outcome {
+		case "1xx", "2xx", "3xx", "4xx":
+			hc.Answered(checkAuthService) // real traffic keeps readiness fresh between probes
+		}
+	}
+	rc.ObserveCircuit = func(state string) {
+		m.Circuit(state)
+		if state == "open" {
+			log.Warn("auth service circuit open: calls home stop for the cool-down", "cool_down", s.AuthService.Circuit.CoolDown)
+		} else {
+			log.Info("auth service circuit "+state, "state", state)
+		}
+	}
+
 	router := newRouter(routerDeps{
 		log: log, settings: s, remote: rc, auth: auth, table: table,
-		identity: idn, signer: sig, login: login, trusted: trusted, now: now,
+		identity: idn, signer: sig, login: login, trusted: trusted,
+		metrics: m, health: hc, now: now,
 	})
-	return &Gateway{Handler: router, Store: store, Auth: auth, Remote: rc}, nil
+	for _, ri := range router.Routes() {
+		m.Route(ri.Path) // resolve every label child before traffic
+	}
+	if local != nil {
+		// Ready fails until every JWKS has been fetched, and while one is
+		// failing to refresh.
+		hc.Add(checkJWKS, func(context.Context) error { return local.Ready() })
+	}
+	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Local: local, Health: hc, upstreams: upstreams}
+	if err := gw.startPeers(ctx, s, log, m); err != nil {
+		return fail(err)
+	}
+	hc.Start()
+	return gw, nil
 }
 
-// Close releases the database.
+// Names of the readiness checks, as /readyz shows them.
+const (
+	checkDatabase    = "database"
+	checkAuthService = "auth_service"
+	checkJWKS        = "jwks"
+)
+
+// Close stops the background work (readiness probes, the peer listener,
+// JWKS refreshes) and closes the database. It is safe to call more than once.
 func (g *Gateway) Close() error {
-	if err := g.Store.Close(); err != nil {
-		return fmt.Errorf("close database: %w", err)
-	}
-	return nil
+	g.closeOnce.Do(func() {
+		g.Health.Stop()
+		if g.stopPeers != nil {
+			g.stopPeers()
+		}
+		if g.Local != nil {
+			g.Local.Close()
+		}
+		// Idle keep-alive connections would otherwise hold the auth
+		// service's and upstreams' graceful shutdowns.
+		g.Remote.CloseIdleConnections()
+		g.upstreams.CloseIdleConnections()
+		if err := g.Store.Close(); err != nil {
+			g.closeErr = fmt.Errorf("close database: %w", err)
+		}
+	})
+	return g.closeErr
 }
 
 // upstreamTransport pools keep-alive connections to every upstream.
@@ -96,4 +213,42 @@ func upstreamTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 256
 	t.IdleConnTimeout = 90 * time.Second
 	return t
+}
+
+// startPeers connects this replica to the others sharing its PostgreSQL
+// database: what it revokes or sees deactivated is published, and what the
+// others publish is evicted here. It waits for the first LISTEN so a
+// replica never serves before it can hear the others. A no-op on SQLite.
+func (g *Gateway) startPeers(ctx context.Context, s models.Settings, log *slog.Logger, m *metrics.Metrics) error {
+	if g.Store.Driver() != "postgres" {
+		return nil
+	}
+	pub := notify.NewPublisher(g.Store, log)
+	pub.OnSent = func(kind string, err error) {
+		if err != nil {
+			m.Peer("failed", kind)
+			return
+		}
+		m.Peer("sent", kind)
+	}
+	g.Auth.Peers = pub
+	l := notify.Listen(s.Database.DSN, notify.Handler{
+		TokenRevoked: func(key [32]byte, until time.Time) {
+			m.Peer("received", notify.KindToken)
+			g.Auth.RevokeKey(key, until)
+		},
+		UserChanged: func(id string) {
+			m.Peer("received", notify.KindUser)
+			g.Auth.ForgetUser(id)
+		},
+		Gap: g.Auth.ForgetAll,
+	}, log)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.WaitReady(wctx); err != nil {
+		l.Stop()
+		return err
+	}
+	g.stopPeers = l.Stop
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/handlers/metrics"
 	"jwtgate/models"
 )
 
@@ -35,9 +36,12 @@ type routeTable struct {
 	routes []*route // longest path first
 }
 
-func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger, trusted trustedProxies, idn identity) (*routeTable, error) {
+func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger, trusted trustedProxies, idn identity, m *metrics.Metrics) (*routeTable, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.New(nil)
 	}
 	t := &routeTable{}
 	for _, r := range rs {
@@ -55,10 +59,15 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 				pr.SetURL(target)
 				setForwarded(pr, trusted.fromTrusted(pr.In))
 			},
-			Transport:      transport,
-			ModifyResponse: stopHeaderTimer,
-			ErrorHandler:   proxyError(log, rt.Name),
-			ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn), // not the global log package
+			Transport: instrumented{next: transport, route: m.Route(r.Name)},
+			ModifyResponse: func(resp *http.Response) error {
+				// The client gets the gateway's request id, which the
+				// upstream received; an echo of it would be a duplicate.
+				resp.Header.Del(headerRequestID)
+				return stopHeaderTimer(resp)
+			},
+			ErrorHandler: proxyError(log, rt.Name),
+			ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn), // not the global log package
 		}
 		t.routes = append(t.routes, rt)
 	}
@@ -142,9 +151,9 @@ type gate struct {
 }
 
 // admit returns the caller (nil when anonymous on an optional route, or
-// on an auth: none route) or the error to answer. method and clean are the
-// request as the allow rule sees it; h carries the token.
-func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string) (*authn.Principal, *apiError) {
+// on an auth: none route) or the error to answer with fail. method and
+// clean are the request as the allow rule sees it; h carries the token.
+func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string) (*authn.Principal, error) {
 	var p *authn.Principal
 	if rt.Auth != models.AuthNone {
 		raw, present, err := g.cr.extract(h)
@@ -158,11 +167,11 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 			}
 		}
 		if err != nil {
-			return nil, errorFor(ctx, g.log, err)
+			return nil, err
 		}
 	}
 	if rt.Rule != nil && !allowed(ctx, g.log, rt, p, h, method, clean) {
-		return nil, errPermission
+		return nil, models.ErrPermissionDenied
 	}
 	return p, nil
 }
@@ -179,14 +188,15 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 			errNotFound.abort(c)
 			return
 		}
+		c.Set(routeKey, rt.Name)
 		if !rt.allowsMethod(r.Method) {
 			c.Header("Allow", rt.allow)
 			newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", r.Method)).abort(c)
 			return
 		}
-		p, apiErr := g.admit(r.Context(), rt, r.Header, r.Method, clean)
-		if apiErr != nil {
-			apiErr.abort(c)
+		p, err := g.admit(r.Context(), rt, r.Header, r.Method, clean)
+		if err != nil {
+			fail(c, g.log, err)
 			return
 		}
 		if p != nil {

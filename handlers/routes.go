@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"jwtgate/handlers/authn"
+	"jwtgate/handlers/health"
+	"jwtgate/handlers/metrics"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
@@ -21,6 +24,8 @@ type routerDeps struct {
 	remote   *remote.Client
 	auth     *authn.Authenticator
 	table    *routeTable
+	metrics  *metrics.Metrics
+	health   *health.Checker
 	identity identity
 	signer   *signer   // nil: identity_token off
 	login    *throttle // nil: throttle.login_rate off
@@ -40,13 +45,16 @@ func newRouter(d routerDeps) *gin.Engine {
 	if err := r.SetTrustedProxies(d.trusted.strings()); err != nil {
 		panic(err) // the prefixes were parsed by Settings.Validate
 	}
-	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
-		if err == http.ErrAbortHandler { // ReverseProxy's way to abort a broken response
-			panic(err)
-		}
-		d.log.ErrorContext(c.Request.Context(), "panic serving request", "panic", err, "stack", string(debug.Stack()))
-		errInternal.abort(c)
-	}))
+	r.Use(
+		observe(d.log, d.metrics, d.trusted), // request id, access log, request metrics
+		gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+			if err == http.ErrAbortHandler { // ReverseProxy's way to abort a broken response
+				panic(err)
+			}
+			d.log.ErrorContext(c.Request.Context(), "panic serving request", "panic", err, "stack", string(debug.Stack()))
+			errInternal.abort(c)
+		}),
+	)
 	r.Use(closeAfterChunked)
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
@@ -63,6 +71,10 @@ func newRouter(d routerDeps) *gin.Engine {
 	users.GET("/:id", user)
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", handleReadyz(d.health))
+	if s.MetricsListen == "" {
+		r.GET("/metrics", gin.WrapH(d.metrics.Handler()))
+	}
 
 	g := gate{log: d.log, cr: cr, auth: d.auth}
 	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted))
@@ -75,4 +87,25 @@ func newRouter(d routerDeps) *gin.Engine {
 		newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.").abort(c)
 	})
 	return r
+}
+
+// handleReadyz answers 200 when every readiness check passes, else 503
+// naming what is down. It reads the background probes' results: a request
+// never waits for a probe.
+func handleReadyz(h *health.Checker) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ok, checks := h.Status()
+		if ok {
+			c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+			return
+		}
+		down := make([]string, 0, len(checks))
+		for name, state := range checks {
+			if state != "ok" {
+				down = append(down, name)
+			}
+		}
+		slices.Sort(down)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "down": down, "checks": checks})
+	}
 }

@@ -25,7 +25,7 @@ type relayer interface {
 // mirror keeps the user mirror and the verify cache in step with token calls.
 type mirror interface {
 	Mirror(ctx context.Context, u models.User) error
-	ForgetToken(raw string)
+	Revoke(raw string)
 }
 
 // relayHeaders are the request headers passed on to the auth service. The
@@ -36,6 +36,7 @@ var relayHeaders = []string{"Accept", "Accept-Language", "X-Request-Id"}
 var hopHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
 	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
+	"X-Request-Id": true, // the client gets the gateway's id, which the auth service received
 }
 
 // handleRelay passes a token call to the auth service and its answer back
@@ -67,7 +68,7 @@ func handleRelay(log *slog.Logger, rl relayer, e remote.Endpoint, maxBody int64,
 		hdr.Set("X-Forwarded-For", c.ClientIP())
 		resp, err := rl.Relay(c.Request.Context(), e, c.ContentType(), body, hdr)
 		if err != nil {
-			errorFor(c.Request.Context(), log, err).abort(c)
+			fail(c, log, err)
 			return
 		}
 		if resp.Status == http.StatusOK && after != nil {
@@ -108,12 +109,15 @@ func mirrorLogin(log *slog.Logger, rl relayer, m mirror, userIDClaim string, now
 	}
 }
 
-// forgetBlacklisted drops every token named in a successful blacklist call
-// from the verify cache.
+// forgetBlacklisted revokes every token named in a successful blacklist
+// call: evicted from the verify cache here and on every replica, and an
+// access token sent along ({"refresh": ..., "access": ...}) refused until
+// it expires. That is logout at the edge: SimpleJWT blacklists only the
+// refresh token, and its verify endpoint keeps accepting the access token.
 func forgetBlacklisted(m mirror) func(ctx context.Context, req, _ []byte) {
 	return func(_ context.Context, req, _ []byte) {
 		for _, raw := range tokensIn(req) {
-			m.ForgetToken(raw)
+			m.Revoke(raw)
 		}
 	}
 }

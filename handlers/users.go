@@ -44,7 +44,7 @@ func handleUser(log *slog.Logger, cr credentials, users userGetter, m mirror, no
 		}
 		resp, err := users.GetUser(c.Request.Context(), rawToken(c, cr), id, hdr)
 		if err != nil {
-			errorFor(c.Request.Context(), log, err).abort(c)
+			fail(c, log, err)
 			return
 		}
 		if resp.Status == http.StatusOK {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,17 +21,23 @@ import (
 // Settings is the whole of settings.yaml. Field names follow the contract
 // (../shared/design/contract.md); defaults come from DefaultSettings.
 type Settings struct {
-	Listen          string          `yaml:"listen"`
-	ShutdownTimeout time.Duration   `yaml:"shutdown_timeout"`
-	AuthService     AuthService     `yaml:"auth_service"`
-	Auth            Auth            `yaml:"auth"`
-	Database        Database        `yaml:"database"`
-	Users           Users           `yaml:"users"`
-	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
-	IdentityToken   IdentityToken   `yaml:"identity_token"`
-	Throttle        Throttle        `yaml:"throttle"`
-	Log             Log             `yaml:"log"`
-	Routes          []Route         `yaml:"routes"`
+	Listen          string        `yaml:"listen"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MetricsListen, when set, serves /metrics on its own address instead
+	// of the main listener (keep it off the public edge).
+	MetricsListen string `yaml:"metrics_listen"`
+	// ReadinessInterval is how recently the auth service must have answered
+	// for /readyz to say ready; the background probe runs twice as often.
+	ReadinessInterval time.Duration   `yaml:"readiness_interval"`
+	AuthService       AuthService     `yaml:"auth_service"`
+	Auth              Auth            `yaml:"auth"`
+	Database          Database        `yaml:"database"`
+	Users             Users           `yaml:"users"`
+	IdentityHeaders   IdentityHeaders `yaml:"identity_headers"`
+	IdentityToken     IdentityToken   `yaml:"identity_token"`
+	Throttle          Throttle        `yaml:"throttle"`
+	Log               Log             `yaml:"log"`
+	Routes            []Route         `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
 	// of the gateway whose X-Forwarded-* headers are believed and that may
 	// call /auth/check. Default none: the client is the TCP peer.
@@ -51,16 +59,32 @@ type AuthService struct {
 	Timeout       time.Duration `yaml:"timeout"`
 	// MaxBodyBytes caps request bodies on the token endpoints (413 above it).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Circuit stops calls home for a while after repeated failures.
+	Circuit Circuit `yaml:"circuit"`
+}
+
+// Circuit configures the circuit breaker on calls to the auth service.
+type Circuit struct {
+	// Failures is how many consecutive failed calls (no answer, timeout,
+	// 5xx) open the circuit; 0 turns the breaker off.
+	Failures int `yaml:"failures"`
+	// CoolDown is how long an open circuit refuses calls before letting
+	// one trial call through.
+	CoolDown time.Duration `yaml:"cool_down"`
 }
 
 // Auth configures how API calls are authenticated.
 type Auth struct {
-	HeaderName  string     `yaml:"header_name"`
-	HeaderTypes []string   `yaml:"header_types"`
-	UserIDClaim string     `yaml:"user_id_claim"`
-	Verify      string     `yaml:"verify"`
-	Cache       AuthCache  `yaml:"cache"`
-	Local       LocalVerif `yaml:"local"`
+	HeaderName  string   `yaml:"header_name"`
+	HeaderTypes []string `yaml:"header_types"`
+	UserIDClaim string   `yaml:"user_id_claim"`
+	Verify      string   `yaml:"verify"`
+	// RevokeOnLogout refuses, on every replica until they expire, the
+	// tokens a client names in a successful blacklist call (logout at the
+	// edge); off, they are only evicted from the verify caches.
+	RevokeOnLogout bool       `yaml:"revoke_on_logout"`
+	Cache          AuthCache  `yaml:"cache"`
+	Local          LocalVerif `yaml:"local"`
 }
 
 // AuthCache sizes the verify cache and bounds how long verdicts live.
@@ -68,6 +92,9 @@ type AuthCache struct {
 	Size        int           `yaml:"size"`
 	TTL         time.Duration `yaml:"ttl"`
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// StaleGrace lets a positive verdict outlive TTL by at most this long
+	// while the auth service is unreachable (never past the token's exp).
+	StaleGrace time.Duration `yaml:"stale_grace"`
 }
 
 // LocalVerif configures in-process signature verification (verify: local or hybrid).
@@ -78,6 +105,34 @@ type LocalVerif struct {
 	Issuer     string        `yaml:"issuer"`
 	Audience   string        `yaml:"audience"`
 	Leeway     time.Duration `yaml:"leeway"`
+	// JWKSRefreshInterval is how often every JWKS is fetched again.
+	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
+	// JWKSRefetchInterval bounds refetches caused by tokens whose kid is
+	// not in the JWKS: at most one per interval and JWKS.
+	JWKSRefetchInterval time.Duration `yaml:"jwks_refetch_interval"`
+	// Issuers, when set, are the trusted issuers, each with its own keys;
+	// a token's iss picks one. JWKSURL, Keys and Issuer above must then be empty.
+	Issuers []LocalIssuer `yaml:"issuers"`
+}
+
+// LocalIssuer is one trusted issuer of auth.local.issuers.
+type LocalIssuer struct {
+	Issuer  string   `yaml:"issuer"`
+	JWKSURL string   `yaml:"jwks_url"`
+	Keys    []string `yaml:"keys"`
+	// Audience is the required aud claim; empty means auth.local.audience.
+	Audience string `yaml:"audience"`
+}
+
+// KeyEnvPrefix marks an entry of auth.local.keys that names an environment
+// variable holding an HMAC secret ("env:JWT_SECRET"), so secrets stay out
+// of settings.yaml. Any other entry is a PEM file.
+const KeyEnvPrefix = "env:"
+
+// Algorithms lists the signing algorithms auth.local.algorithms may name.
+var Algorithms = []string{
+	"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+	"PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 }
 
 // Database selects the user mirror's database.
@@ -220,8 +275,9 @@ const (
 // DefaultSettings returns the embedded defaults; settings.yaml overrides them key by key.
 func DefaultSettings() Settings {
 	return Settings{
-		Listen:          "127.0.0.1:8001",
-		ShutdownTimeout: 15 * time.Second,
+		Listen:            "127.0.0.1:8001",
+		ShutdownTimeout:   15 * time.Second,
+		ReadinessInterval: 10 * time.Second,
 		AuthService: AuthService{
 			URL:           "http://127.0.0.1:8000",
 			TokenPath:     "/auth/token/",
@@ -231,6 +287,7 @@ func DefaultSettings() Settings {
 			UserPath:      "/auth/users/{user_id}/",
 			Timeout:       5 * time.Second,
 			MaxBodyBytes:  64 << 10,
+			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
 		},
 		Auth: Auth{
 			HeaderName:  "Authorization",
@@ -238,7 +295,11 @@ func DefaultSettings() Settings {
 			UserIDClaim: "user_id",
 			Verify:      VerifyRemote,
 			Cache:       AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
-			Local:       LocalVerif{Algorithms: []string{"RS256"}},
+			Local: LocalVerif{
+				Algorithms:          []string{"RS256"},
+				JWKSRefreshInterval: 5 * time.Minute,
+				JWKSRefetchInterval: 30 * time.Second,
+			},
 		},
 		Database:        Database{Driver: "sqlite", DSN: "jwtgate.db"},
 		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000},
@@ -254,7 +315,9 @@ func DefaultSettings() Settings {
 
 // LoadSettings reads settings.yaml over the defaults, applies the
 // environment overrides and validates the result. Every problem is
-// reported at once, each naming its key.
+// reported at once, each naming its key. When the error is not nil the
+// settings must not be served; they are returned, as far as they decoded,
+// for reporting.
 func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 	raw, err := io.ReadAll(r)
 	if err != nil {
@@ -263,16 +326,22 @@ func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 	s := DefaultSettings()
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true) // "timout: 5s" fails instead of silently keeping the default
+	var decodeErr error
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return Settings{}, fmt.Errorf("settings: %w", explainYAML(err, raw))
+		var te *yaml.TypeError
+		if !errors.As(err, &te) { // a syntax error: nothing more can be said
+			return Settings{}, fmt.Errorf("settings: %w", explainYAML(err, raw))
+		}
+		// Unknown keys and bad values: yaml.v3 decoded the rest, so
+		// validate it too and report every problem at once.
+		decodeErr = fmt.Errorf("settings: %w", explainYAML(err, raw))
 	}
 	s.Listen = cmp.Or(getenv(EnvListen), s.Listen)
 	s.AuthService.URL = cmp.Or(getenv(EnvAuthServiceURL), s.AuthService.URL)
 	s.Database.DSN = cmp.Or(getenv(EnvDatabaseDSN), s.Database.DSN)
-	if err := s.Validate(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+	// On error s is returned too, as far as it decoded, so `jwtgate check`
+	// can go on to probe the database and the auth service.
+	return s, errors.Join(decodeErr, s.Validate())
 }
 
 // explainYAML rewords yaml.v3's messages so a person sees which key is wrong.
@@ -361,6 +430,16 @@ func (s *Settings) Validate() error {
 	if s.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be a positive duration, got %s", s.ShutdownTimeout)
 	}
+	if s.ReadinessInterval <= 0 {
+		bad("readiness_interval", "must be a positive duration, got %s", s.ReadinessInterval)
+	}
+	if s.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
+			bad("metrics_listen", "must be host:port (e.g. \"127.0.0.1:9090\"), got %q", s.MetricsListen)
+		} else if s.MetricsListen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
+			bad("metrics_listen", "must differ from listen (leave it empty to serve /metrics on listen)")
+		}
+	}
 	checkURL := func(key, raw string, required bool) {
 		if raw == "" {
 			if required {
@@ -390,6 +469,12 @@ func (s *Settings) Validate() error {
 	if as.MaxBodyBytes <= 0 {
 		bad("auth_service.max_body_bytes", "must be positive, got %d", as.MaxBodyBytes)
 	}
+	if as.Circuit.Failures < 0 {
+		bad("auth_service.circuit.failures", "must not be negative (0 turns the breaker off), got %d", as.Circuit.Failures)
+	}
+	if as.Circuit.Failures > 0 && as.Circuit.CoolDown <= 0 {
+		bad("auth_service.circuit.cool_down", "must be a positive duration, got %s", as.Circuit.CoolDown)
+	}
 	a := &s.Auth
 	if a.HeaderName == "" {
 		bad("auth.header_name", "must not be empty")
@@ -409,13 +494,10 @@ func (s *Settings) Validate() error {
 	if a.Cache.NegativeTTL < 0 {
 		bad("auth.cache.negative_ttl", "must not be negative, got %s", a.Cache.NegativeTTL)
 	}
-	if a.Local.Leeway < 0 {
-		bad("auth.local.leeway", "must not be negative, got %s", a.Local.Leeway)
+	if a.Cache.StaleGrace < 0 {
+		bad("auth.cache.stale_grace", "must not be negative (0 turns it off), got %s", a.Cache.StaleGrace)
 	}
-	checkURL("auth.local.jwks_url", a.Local.JWKSURL, false)
-	if a.Verify != VerifyRemote && a.Local.JWKSURL == "" && len(a.Local.Keys) == 0 {
-		bad("auth.local", "verify: %s needs auth.local.jwks_url or auth.local.keys", a.Verify)
-	}
+	s.validateLocal(bad, checkURL)
 	switch s.Database.Driver {
 	case "sqlite", "postgres":
 	default:
@@ -472,7 +554,7 @@ func (s *Settings) Validate() error {
 	if s.Log.Format != "text" && s.Log.Format != "json" {
 		bad("log.format", "must be text or json, got %q", s.Log.Format)
 	}
-	seen, names := map[string]int{}, map[string]int{}
+	seen, names := map[string]int{}, map[string]int{} // seen: path without its trailing slash -> index
 	for i := range s.Routes {
 		r := &s.Routes[i]
 		key := fmt.Sprintf("routes[%d]", i)
@@ -484,12 +566,24 @@ func (s *Settings) Validate() error {
 		} else {
 			names[r.Name] = i
 		}
-		if !strings.HasPrefix(r.Path, "/") {
+		base := strings.TrimSuffix(r.Path, "/")
+		switch {
+		case !strings.HasPrefix(r.Path, "/"):
 			bad(key+".path", "must start with /, got %q", r.Path)
-		} else if j, dup := seen[r.Path]; dup {
-			bad(key+".path", "%q is also routes[%d].path", r.Path, j)
-		} else {
-			seen[r.Path] = i
+		case cleanRoutePath(r.Path) != r.Path:
+			bad(key+".path", "%q never matches: request paths are cleaned before matching; write %q", r.Path, cleanRoutePath(r.Path))
+		default:
+			if j, dup := seen[base]; dup {
+				if s.Routes[j].Path == r.Path {
+					bad(key+".path", "%q is also routes[%d].path", r.Path, j)
+				} else {
+					// "/api/x" and "/api/x/" cover the same requests; the
+					// longer always wins, so the other never matches.
+					bad(key+".path", "%q and routes[%d].path %q cover the same requests, so one shadows the other: keep one", r.Path, j, s.Routes[j].Path)
+				}
+			} else {
+				seen[base] = i
+			}
 		}
 		checkURL(key+".upstream", r.Upstream, true)
 		if r.Auth == "" {
@@ -529,6 +623,57 @@ func (s *Settings) Validate() error {
 	return errors.Join(errs...)
 }
 
+// cleanRoutePath is a route path as request paths are cleaned before
+// matching ("//", "." and ".." resolved, a trailing slash kept).
+func cleanRoutePath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// writeMethods are the methods that change something upstream.
+var writeMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
+
+// authRank orders route auth modes from weakest to strongest.
+var authRank = map[string]int{AuthNone: 0, AuthOptional: 1, AuthRequired: 2}
+
+// Warnings returns settings that are valid but probably not what the
+// operator meant, in words that say what to change. Call it after Validate.
+func (s *Settings) Warnings() []string {
+	var out []string
+	for i, r := range s.Routes {
+		if r.Auth == AuthNone {
+			var writes []string
+			for _, m := range writeMethods {
+				if len(r.Methods) == 0 || slices.Contains(r.Methods, m) {
+					writes = append(writes, m)
+				}
+			}
+			if len(writes) > 0 {
+				out = append(out, fmt.Sprintf("routes[%d] (%s): auth: none lets anyone send %s upstream; "+
+					"set methods: [GET, HEAD] or auth: required if that is not intended", i, r.Path, strings.Join(writes, ", ")))
+			}
+		}
+		for j, outer := range s.Routes {
+			ob := strings.TrimSuffix(outer.Path, "/")
+			if i == j || !strings.HasPrefix(r.Path, ob+"/") || len(strings.TrimSuffix(r.Path, "/")) <= len(ob) {
+				continue
+			}
+			// r is nested inside outer and wins for its subtree.
+			if authRank[r.Auth] < authRank[outer.Auth] {
+				out = append(out, fmt.Sprintf("routes[%d] (%s) is inside routes[%d] (%s) and has auth: %s instead of %s: "+
+					"requests under %s skip the outer route's authentication", i, r.Path, j, outer.Path, r.Auth, outer.Auth, r.Path))
+			} else if outer.Allow != "" && r.Allow == "" && r.Auth != AuthNone {
+				out = append(out, fmt.Sprintf("routes[%d] (%s) is inside routes[%d] (%s) but has no allow rule: "+
+					"requests under %s skip %q", i, r.Path, j, outer.Path, r.Path, outer.Allow))
+			}
+		}
+	}
+	return out
+}
+
 // standardIdentityFields are sent on every authenticated request; "token"
 // is the identity token's header.
 var standardIdentityFields = []string{"id", "email", "username", "is_staff", "is_superuser", "token"}
@@ -559,4 +704,89 @@ func parsePrefix(raw string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// validateLocal checks auth.local: algorithms, intervals, key entries and
+// the issuers, whichever verify mode is set (a config must not turn
+// invalid the day someone switches to local).
+func (s *Settings) validateLocal(bad func(key, format string, args ...any), checkURL func(key, raw string, required bool)) {
+	l := &s.Auth.Local
+	if l.Leeway < 0 {
+		bad("auth.local.leeway", "must not be negative, got %s", l.Leeway)
+	}
+	if len(l.Algorithms) == 0 {
+		bad("auth.local.algorithms", "must list at least one algorithm (e.g. [\"RS256\"])")
+	}
+	for i, alg := range l.Algorithms {
+		if !slices.Contains(Algorithms, alg) {
+			bad(fmt.Sprintf("auth.local.algorithms[%d]", i), "%q is not one of %s", alg, strings.Join(Algorithms, ", "))
+		}
+	}
+	if l.JWKSRefreshInterval <= 0 {
+		bad("auth.local.jwks_refresh_interval", "must be a positive duration, got %s", l.JWKSRefreshInterval)
+	}
+	if l.JWKSRefetchInterval <= 0 {
+		bad("auth.local.jwks_refetch_interval", "must be a positive duration, got %s", l.JWKSRefetchInterval)
+	}
+	checkKeys := func(key string, keys []string) {
+		for i, k := range keys {
+			key := fmt.Sprintf("%s[%d]", key, i)
+			name, isEnv := strings.CutPrefix(k, KeyEnvPrefix)
+			switch {
+			case strings.TrimSpace(k) == "":
+				bad(key, "must not be empty: a PEM file or %sVAR_NAME", KeyEnvPrefix)
+			case isEnv && !validEnvName(name):
+				bad(key, "%q must name an environment variable (letters, digits, _)", k)
+			case strings.Contains(k, "-----BEGIN"):
+				bad(key, "must be a PEM file name, not the PEM itself")
+			}
+		}
+	}
+	checkURL("auth.local.jwks_url", l.JWKSURL, false)
+	checkKeys("auth.local.keys", l.Keys)
+	if len(l.Issuers) == 0 {
+		if s.Auth.Verify != VerifyRemote && l.JWKSURL == "" && len(l.Keys) == 0 {
+			bad("auth.local", "verify: %s needs auth.local.jwks_url, auth.local.keys or auth.local.issuers", s.Auth.Verify)
+		}
+		if l.JWKSURL != "" && len(l.Keys) > 0 {
+			bad("auth.local.keys", "set either auth.local.jwks_url or auth.local.keys, not both")
+		}
+		return
+	}
+	for key, set := range map[string]bool{
+		"auth.local.jwks_url": l.JWKSURL != "", "auth.local.keys": len(l.Keys) > 0, "auth.local.issuer": l.Issuer != "",
+	} {
+		if set {
+			bad(key, "must be empty when auth.local.issuers is set (give it per issuer)")
+		}
+	}
+	seen := map[string]int{}
+	for i, is := range l.Issuers {
+		key := fmt.Sprintf("auth.local.issuers[%d]", i)
+		if is.Issuer == "" {
+			bad(key+".issuer", "must not be empty: a token's iss picks its issuer")
+		} else if j, dup := seen[is.Issuer]; dup {
+			bad(key+".issuer", "%q is also auth.local.issuers[%d].issuer", is.Issuer, j)
+		} else {
+			seen[is.Issuer] = i
+		}
+		checkURL(key+".jwks_url", is.JWKSURL, false)
+		checkKeys(key+".keys", is.Keys)
+		if (is.JWKSURL == "") == (len(is.Keys) == 0) {
+			bad(key, "needs either jwks_url or keys (exactly one)")
+		}
+	}
+}
+
+// validEnvName reports whether name is a portable environment variable name.
+func validEnvName(name string) bool {
+	if name == "" || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -27,6 +27,16 @@ const (
 	ReasonNoUserID       = "no_user_id"
 	ReasonRejected       = "rejected" // the auth service said 401
 	ReasonBadSignature   = "bad_signature"
+	ReasonRevoked        = "revoked"        // logged out through the gateway
+	ReasonInactive       = "inactive"       // the user is not active
+	ReasonUserNotFound   = "user_not_found" // the auth service refused the user's record
+	// Local verification (verify: local or hybrid).
+	ReasonAlgNotAllowed  = "alg_not_allowed"  // alg not in auth.local.algorithms
+	ReasonAlgKeyMismatch = "alg_key_mismatch" // alg does not fit the key's type (alg confusion)
+	ReasonUnknownKey     = "unknown_key"      // no key of the issuer has the token's kid
+	ReasonUnknownIssuer  = "unknown_issuer"   // iss names no trusted issuer
+	ReasonWrongIssuer    = "wrong_issuer"
+	ReasonWrongAudience  = "wrong_audience"
 )
 
 // TokenError is a definitive refusal of a token; it matches ErrTokenInvalid.

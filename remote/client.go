@@ -7,13 +7,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 
 	"jwtgate/models"
 )
@@ -45,14 +49,58 @@ type Response struct {
 	Body   []byte
 }
 
-// Client calls the auth service over a pooled HTTP client with a timeout per call.
+// Client calls the auth service over a pooled HTTP client with a timeout
+// per call, behind a circuit breaker.
 type Client struct {
 	base    *url.URL
 	paths   [5]string
 	http    *http.Client
 	timeout time.Duration
-	// Observe, when set, is told about every call home (for metrics).
+
+	breaker  *gobreaker.CircuitBreaker[Response] // nil: no breaker
+	coolDown time.Duration
+	openedAt atomic.Int64 // unix nanoseconds the circuit last opened
+
+	// Observe, when set, is told about every call home (for metrics). The
+	// outcome is "2xx".."5xx", "error" (no answer) or "circuit_open" (not
+	// made). Set before use.
 	Observe func(e Endpoint, outcome string, d time.Duration)
+	// ObserveCircuit, when set, is told the breaker's new state: "closed",
+	// "half-open" or "open". Set before use.
+	ObserveCircuit func(state string)
+}
+
+// CircuitOpenError is returned, without calling, while the circuit is open
+// after repeated failures. It matches models.ErrAuthUnavailable.
+type CircuitOpenError struct {
+	// RetryAfter is how long until the breaker lets a trial call through.
+	RetryAfter time.Duration
+}
+
+// Error says why no call was made.
+func (e *CircuitOpenError) Error() string {
+	return fmt.Sprintf("auth service circuit open after repeated failures; retry in %s", e.RetryAfter.Round(time.Second))
+}
+
+// Unwrap makes the error match models.ErrAuthUnavailable.
+func (e *CircuitOpenError) Unwrap() error { return models.ErrAuthUnavailable }
+
+// errServerError marks a 5xx answer as a failure for the breaker; the
+// answer itself still goes back to the caller.
+var errServerError = errors.New("auth service answered 5xx")
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the request id that calls home send
+// as X-Request-Id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id WithRequestID put in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // NewTransport returns a pooled transport for calls to one host: the
@@ -78,13 +126,67 @@ func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: NewTransport(cfg.Timeout)}
 	}
-	return &Client{
-		base:    base,
-		paths:   [5]string{cfg.TokenPath, cfg.RefreshPath, cfg.VerifyPath, cfg.BlacklistPath, cfg.UserPath},
-		http:    hc,
-		timeout: cfg.Timeout,
-	}, nil
+	c := &Client{
+		base:     base,
+		paths:    [5]string{cfg.TokenPath, cfg.RefreshPath, cfg.VerifyPath, cfg.BlacklistPath, cfg.UserPath},
+		http:     hc,
+		timeout:  cfg.Timeout,
+		coolDown: cfg.Circuit.CoolDown,
+	}
+	if n := cfg.Circuit.Failures; n > 0 {
+		c.breaker = gobreaker.NewCircuitBreaker[Response](gobreaker.Settings{
+			Name:        "auth_service",
+			MaxRequests: 1, // one trial call when half-open
+			Timeout:     cfg.Circuit.CoolDown,
+			ReadyToTrip: func(cs gobreaker.Counts) bool { return cs.ConsecutiveFailures >= uint32(n) },
+			// A caller that went away says nothing about the auth service.
+			IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+			OnStateChange: func(_ string, _, to gobreaker.State) {
+				if to == gobreaker.StateOpen {
+					c.openedAt.Store(time.Now().UnixNano())
+				}
+				if c.ObserveCircuit != nil {
+					c.ObserveCircuit(to.String())
+				}
+			},
+		})
+	}
+	return c, nil
 }
+
+// CircuitState returns "closed", "half-open" or "open" ("closed" when the
+// breaker is off).
+func (c *Client) CircuitState() string {
+	if c.breaker == nil {
+		return gobreaker.StateClosed.String()
+	}
+	return c.breaker.State().String()
+}
+
+// ProbeRequestID is the X-Request-Id of readiness probes, so the auth
+// service's logs tell them from real calls.
+const ProbeRequestID = "jwtgate-readiness-probe"
+
+// Probe checks that the auth service answers: an empty verify call, which
+// SimpleJWT answers 400. Any answer below 500 counts. Probes bypass the
+// circuit breaker and Observe.
+func (c *Client) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	h := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}, "X-Request-Id": {ProbeRequestID}}
+	resp, err := c.roundTrip(ctx, http.MethodPost, c.paths[EndpointVerify], h, []byte(`{"token":""}`))
+	if err != nil {
+		return fmt.Errorf("auth service %s: %w", c.base.Host, err)
+	}
+	if resp.Status >= 500 || resp.Status == http.StatusNotFound {
+		return fmt.Errorf("auth service %s: verify_path %s answered %d", c.base.Host, c.paths[EndpointVerify], resp.Status)
+	}
+	return nil
+}
+
+// CloseIdleConnections closes pooled connections to the auth service that
+// carry no request (on shutdown).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // URL returns the auth service's base URL.
 func (c *Client) URL() string { return c.base.String() }
@@ -174,15 +276,43 @@ func ParseUser(resp Response, now time.Time) (models.User, error) {
 	}
 }
 
+// outcomes are the Observe outcomes by status class, pre-built so the warm
+// path does not format strings.
+var outcomes = [...]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
 func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http.Header, body []byte) (Response, error) {
+	if id := RequestID(ctx); id != "" && h.Get("X-Request-Id") == "" {
+		h.Set("X-Request-Id", id)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := c.roundTrip(ctx, method, path, h, body)
+	var resp Response
+	var err error
+	if c.breaker == nil {
+		resp, err = c.roundTrip(ctx, method, path, h, body)
+	} else {
+		resp, err = c.breaker.Execute(func() (Response, error) {
+			r, err := c.roundTrip(ctx, method, path, h, body)
+			if err == nil && r.Status >= 500 {
+				return r, errServerError
+			}
+			return r, err
+		})
+		if errors.Is(err, errServerError) {
+			err = nil // counted against the breaker; the answer is still the answer
+		}
+	}
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		if c.Observe != nil {
+			c.Observe(e, "circuit_open", time.Since(start))
+		}
+		return Response{}, fmt.Errorf("%s %s: %w", e, c.base.Host, &CircuitOpenError{RetryAfter: c.retryAfter()})
+	}
 	if c.Observe != nil {
-		outcome := "error"
-		if err == nil {
-			outcome = fmt.Sprintf("%dxx", resp.Status/100)
+		outcome := outcomes[0]
+		if err == nil && resp.Status >= 100 && resp.Status < 600 {
+			outcome = outcomes[resp.Status/100]
 		}
 		c.Observe(e, outcome, time.Since(start))
 	}
@@ -190,6 +320,13 @@ func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http
 		return Response{}, fmt.Errorf("%s %s: %w: %w", e, c.base.Host, err, models.ErrAuthUnavailable)
 	}
 	return resp, nil
+}
+
+// retryAfter is how long until the open circuit lets a trial call through;
+// at least a second, as Retry-After counts whole seconds.
+func (c *Client) retryAfter() time.Duration {
+	left := c.coolDown - time.Since(time.Unix(0, c.openedAt.Load()))
+	return max(left, time.Second)
 }
 
 func (c *Client) roundTrip(ctx context.Context, method, path string, h http.Header, body []byte) (Response, error) {

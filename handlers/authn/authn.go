@@ -50,13 +50,19 @@ type Principal struct {
 
 // Config is what the authenticator needs from settings.
 type Config struct {
-	UserIDClaim  string
-	Leeway       time.Duration
-	CacheSize    int
-	TTL          time.Duration
-	NegativeTTL  time.Duration
-	UserCacheSz  int
-	RefreshAfter time.Duration
+	UserIDClaim string
+	Leeway      time.Duration
+	CacheSize   int
+	TTL         time.Duration
+	NegativeTTL time.Duration
+	// StaleGrace lets a positive verdict be served past TTL for at most
+	// this long while the auth service is unavailable; 0 is off.
+	StaleGrace time.Duration
+	// RevokeOnLogout makes Revoke refuse a logged-out token until it
+	// expires; off, Revoke only evicts it.
+	RevokeOnLogout bool
+	UserCacheSz    int
+	RefreshAfter   time.Duration
 	// CallTimeout bounds a shared call home, whoever is waiting for it.
 	CallTimeout time.Duration
 }
@@ -64,14 +70,16 @@ type Config struct {
 // ConfigFrom takes the authenticator's settings from settings.yaml.
 func ConfigFrom(s models.Settings) Config {
 	return Config{
-		UserIDClaim:  s.Auth.UserIDClaim,
-		Leeway:       s.Auth.Local.Leeway,
-		CacheSize:    s.Auth.Cache.Size,
-		TTL:          s.Auth.Cache.TTL,
-		NegativeTTL:  s.Auth.Cache.NegativeTTL,
-		UserCacheSz:  s.Users.CacheSize,
-		RefreshAfter: s.Users.RefreshAfter,
-		CallTimeout:  s.AuthService.Timeout,
+		UserIDClaim:    s.Auth.UserIDClaim,
+		Leeway:         s.Auth.Local.Leeway,
+		CacheSize:      s.Auth.Cache.Size,
+		TTL:            s.Auth.Cache.TTL,
+		NegativeTTL:    s.Auth.Cache.NegativeTTL,
+		StaleGrace:     s.Auth.Cache.StaleGrace,
+		RevokeOnLogout: s.Auth.RevokeOnLogout,
+		UserCacheSz:    s.Users.CacheSize,
+		RefreshAfter:   s.Users.RefreshAfter,
+		CallTimeout:    s.AuthService.Timeout,
 	}
 }
 
@@ -101,6 +109,7 @@ type Authenticator struct {
 
 	tokens   *lru.Cache[[32]byte, verdict]
 	rejected *lru.Cache[[32]byte, time.Time]
+	revoked  *lru.Cache[[32]byte, time.Time] // logged out: refused until exp
 	users    *lru.Cache[string, *cachedUser]
 
 	tokenCalls singleflight.Group
@@ -108,9 +117,26 @@ type Authenticator struct {
 
 	// Observer, when set, is told what happened (for metrics). Set before use.
 	Observer Observer
+	// Local, when set, checks every token in-process on every request, even
+	// when the verifier's verdict is cached (verify: hybrid: the remote
+	// verdict is reused for cache.ttl, the local check never is). Set before use.
+	Local Verifier
 	// Derive, when set, computes per-user data once per cached record, so
 	// the warm path does not rebuild it. Set before use.
 	Derive func(*models.User) any
+	// Peers, when set, tells the other replicas what this one revoked or
+	// saw deactivated. Set before use.
+	Peers Peers
+}
+
+// Peers carries cache invalidations to the other replicas sharing the
+// database. Only hashes and user ids travel, never tokens.
+type Peers interface {
+	// TokenRevoked says a token was logged out: evict it, and refuse it
+	// until until (zero: evict only).
+	TokenRevoked(key [32]byte, until time.Time)
+	// UserChanged says a user was deactivated or deleted: evict it.
+	UserChanged(id string)
 }
 
 // Observer receives authentication events; any field may be nil.
@@ -122,6 +148,11 @@ type Observer struct {
 	Refused       func(reason string)
 	UserFetched   func(outcome string)
 	MirrorWritten func(err error)
+	// Evicted is called when a new verdict pushes the oldest out of a full cache.
+	Evicted func()
+	// StaleServed is called when a verdict is served past its TTL under
+	// auth.cache.stale_grace because the auth service is unavailable.
+	StaleServed func()
 }
 
 // New builds an authenticator.
@@ -134,13 +165,17 @@ func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("auth.cache.size: %w", err)
 	}
+	revoked, err := lru.New[[32]byte, time.Time](max(cfg.CacheSize/10, 128))
+	if err != nil {
+		return nil, fmt.Errorf("auth.cache.size: %w", err)
+	}
 	users, err := lru.New[string, *cachedUser](cfg.UserCacheSz)
 	if err != nil {
 		return nil, fmt.Errorf("users.cache_size: %w", err)
 	}
 	return &Authenticator{
 		cfg: cfg, verifier: v, fetcher: f, store: st, log: log, now: now,
-		tokens: tokens, rejected: rejected, users: users,
+		tokens: tokens, rejected: rejected, revoked: revoked, users: users,
 	}, nil
 }
 
@@ -157,10 +192,16 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 	}
 	cu, err := a.user(ctx, raw, tok.UserID)
 	if err != nil {
+		switch {
+		case errors.Is(err, models.ErrUserInactive):
+			a.refused(models.ReasonInactive)
+		case errors.Is(err, models.ErrUserRejected):
+			a.refused(models.ReasonUserNotFound)
+		}
 		return Principal{}, err
 	}
 	if !cu.user.IsActive {
-		a.refused("inactive")
+		a.refused(models.ReasonInactive)
 		return Principal{}, fmt.Errorf("user %q: %w", cu.user.ID, models.ErrUserInactive)
 	}
 	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Derived: cu.derived}, nil
@@ -174,12 +215,24 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	}
 	key := TokenKey(raw)
 	now := a.now()
+	if until, ok := a.revoked.Get(key); ok && now.Before(until) {
+		a.refused(models.ReasonRevoked)
+		return models.Token{}, &models.TokenError{Reason: models.ReasonRevoked, Detail: "logged out"}
+	}
+	var stale *verdict // past its TTL, but servable if the auth service is down
 	if v, ok := a.tokens.Get(key); ok {
 		if now.Before(v.expires) {
 			a.event(a.Observer.CacheHit)
+			if err := a.checkLocal(ctx, raw); err != nil {
+				return models.Token{}, err
+			}
 			return v.tok, nil
 		}
-		a.tokens.Remove(key)
+		if now.Before(v.tok.Expires) && now.Before(v.expires.Add(a.cfg.StaleGrace)) {
+			stale = &v
+		} else {
+			a.tokens.Remove(key)
+		}
 	}
 	if until, ok := a.rejected.Get(key); ok && now.Before(until) {
 		a.event(a.Observer.NegativeHit)
@@ -190,6 +243,12 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, now)
 	if err != nil {
 		a.refused(models.TokenReason(err))
+		return models.Token{}, err
+	}
+	if err := a.checkLocal(ctx, raw); err != nil {
+		if errors.Is(err, models.ErrTokenInvalid) && a.cfg.NegativeTTL > 0 {
+			a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
+		}
 		return models.Token{}, err
 	}
 	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
@@ -204,9 +263,14 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			if tok.Expires.Before(expires) {
 				expires = tok.Expires
 			}
-			a.tokens.Add(key, verdict{tok: tok, expires: expires})
-		case errors.Is(err, models.ErrTokenInvalid) && a.cfg.NegativeTTL > 0:
-			a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
+			if a.tokens.Add(key, verdict{tok: tok, expires: expires}) {
+				a.event(a.Observer.Evicted)
+			}
+		case errors.Is(err, models.ErrTokenInvalid):
+			a.tokens.Remove(key) // a stale verdict must not outlive a refusal
+			if a.cfg.NegativeTTL > 0 {
+				a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
+			}
 		}
 		return nil, err
 	})
@@ -216,6 +280,10 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			a.event(a.Observer.Coalesced)
 		}
 		if res.Err != nil {
+			if stale != nil && errors.Is(res.Err, models.ErrAuthUnavailable) {
+				a.event(a.Observer.StaleServed)
+				return stale.tok, nil
+			}
 			if reason := models.TokenReason(res.Err); reason != "" {
 				a.refused(reason)
 			}
@@ -225,6 +293,18 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	case <-ctx.Done():
 		return models.Token{}, fmt.Errorf("verify: %w", ctx.Err())
 	}
+}
+
+// checkLocal runs the every-request local check of verify: hybrid.
+func (a *Authenticator) checkLocal(ctx context.Context, raw string) error {
+	if a.Local == nil {
+		return nil
+	}
+	err := a.Local.Verify(ctx, raw)
+	if reason := models.TokenReason(err); reason != "" {
+		a.refused(reason)
+	}
+	return err
 }
 
 // user returns the cached user, or loads it once for all concurrent callers.
@@ -291,6 +371,9 @@ func (a *Authenticator) loadUser(ctx context.Context, raw, id string) (*cachedUs
 		if werr := a.store.SetActive(ctx, id, false); werr != nil && !errors.Is(werr, models.ErrNotFound) {
 			a.log.ErrorContext(ctx, "user mirror write failed", "user_id", id, "err", werr)
 		}
+		if a.Peers != nil && stale.IsActive {
+			a.Peers.UserChanged(id)
+		}
 		a.remember(u, a.now().Add(a.cfg.RefreshAfter))
 		return nil, fmt.Errorf("user %q: %w", id, models.ErrUserInactive)
 	default:
@@ -345,8 +428,44 @@ func (a *Authenticator) ForgetTokenKey(key [32]byte) {
 	a.rejected.Remove(key)
 }
 
+// Revoke handles a token the client named in a successful blacklist call:
+// it is evicted from the verify caches here and, through Peers, on every
+// replica, so the next use asks the auth service again. With
+// RevokeOnLogout (logout at the edge) a token that would pass as an access
+// token is also refused until it expires, even though SimpleJWT's verify
+// endpoint keeps accepting access tokens after a logout.
+func (a *Authenticator) Revoke(raw string) {
+	key := TokenKey(raw)
+	var until time.Time
+	if a.cfg.RevokeOnLogout {
+		if tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err == nil {
+			until = tok.Expires
+		}
+	}
+	a.RevokeKey(key, until)
+	if a.Peers != nil {
+		a.Peers.TokenRevoked(key, until)
+	}
+}
+
+// RevokeKey evicts a token by its hash and refuses it until until (zero:
+// evict only). It does not tell peers: it is what a peer's message calls.
+func (a *Authenticator) RevokeKey(key [32]byte, until time.Time) {
+	if a.now().Before(until) {
+		a.revoked.Add(key, until)
+	}
+	a.ForgetTokenKey(key)
+}
+
 // ForgetUser drops a user from the user cache.
 func (a *Authenticator) ForgetUser(id string) { a.users.Remove(id) }
+
+// ForgetAll empties the verify and user caches (revocations stay). A
+// replica calls it when it may have missed its peers' messages.
+func (a *Authenticator) ForgetAll() {
+	a.tokens.Purge()
+	a.users.Purge()
+}
 
 // CacheLen returns the number of cached positive verdicts.
 func (a *Authenticator) CacheLen() int { return a.tokens.Len() }

@@ -485,7 +485,7 @@ func newRequest(t *testing.T, method, u string, body io.Reader) *http.Request {
 	return req
 }
 
-var client = &http.Client{Timeout: 10 * time.Second}
+var client = &http.Client{Timeout: 30 * time.Second}
 
 func do(t *testing.T, req *http.Request) response {
 	t.Helper()

@@ -202,6 +202,7 @@ type Server struct {
 
 	calls   sync.Map // path → *atomic.Int64
 	total   atomic.Int64
+	probes  atomic.Int64 // readiness probes, counted apart from calls
 	delay   atomic.Int64 // time.Duration
 	failure atomic.Int32 // Failure
 	flap    atomic.Int64 // requests seen since SetFailure, for FailFlapping
@@ -499,6 +500,13 @@ func (s *Server) CallCounts() map[string]int64 {
 	})
 	return m
 }
+
+// ProbeRequestID is the X-Request-Id of jwtgate's readiness probes
+// (remote.ProbeRequestID). Probes are counted by Probes, not by Calls.
+const ProbeRequestID = "jwtgate-readiness-probe"
+
+// Probes returns the number of readiness probes received.
+func (s *Server) Probes() int64 { return s.probes.Load() }
 
 // TotalCalls returns the number of requests received on all paths.
 func (s *Server) TotalCalls() int64 { return s.total.Load() }

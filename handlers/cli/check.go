@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"jwtgate/handlers/authn"
+	"jwtgate/models"
+	"jwtgate/remote"
+)
+
+// runCheck reports everything wrong at once: settings, database, auth
+// service. It prints problems and warnings and fails only on problems.
+func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("check takes no arguments, got %q", args)
+	}
+	out := e.stdout
+	path := e.settingsPath()
+	problems, warnings := 0, 0
+	problem := func(format string, a ...any) {
+		problems++
+		fmt.Fprintf(out, "  problem: "+format+"\n", a...)
+	}
+
+	fmt.Fprintf(out, "settings %s:\n", path)
+	f, err := os.Open(path)
+	if err != nil {
+		problem("cannot read it: %v (pass --config PATH or set $%s)", err, models.EnvConfig)
+		fmt.Fprintf(out, "1 problem.\n")
+		return ErrFailed
+	}
+	s, err := models.LoadSettings(f, e.getenv)
+	f.Close()
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			line = strings.TrimPrefix(line, "settings: ")
+			switch {
+			case strings.HasPrefix(line, " |"): // an allow expression's caret display
+				fmt.Fprintf(out, "          %s\n", line)
+			case yamlLine.MatchString(line): // YAML: "line 3: ...; auth_service.timeout (line 5): ..."
+				for _, p := range strings.Split(line, "; ") {
+					problem("%s", p)
+				}
+			default:
+				problem("%s", line)
+			}
+		}
+	}
+	for _, w := range s.Warnings() {
+		warnings++
+		fmt.Fprintf(out, "  warning: %s\n", w)
+	}
+	if err == nil && warnings == 0 {
+		fmt.Fprintln(out, "  ok")
+	}
+	if s.Listen == "" { // a syntax error: nothing decoded to probe with
+		fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
+		return ErrFailed
+	}
+
+	if s.Auth.Verify == models.VerifyLocal || s.Auth.Verify == models.VerifyHybrid {
+		// Key files, secrets in the environment and every JWKS, as serve loads them.
+		local, err := authn.NewLocal(ctx, authn.LocalConfigFrom(s), e.getenv, slog.New(slog.DiscardHandler), time.Now)
+		if err == nil {
+			err = local.Ready()
+			local.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(out, "auth.local keys (verify: %s):\n", s.Auth.Verify)
+			problem("%v (check auth.local.keys, auth.local.jwks_url and the secrets' environment variables)", err)
+		} else {
+			fmt.Fprintf(out, "auth.local keys (verify: %s): ok\n", s.Auth.Verify)
+		}
+	}
+
+	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := models.OpenStore(dctx, s.Database, time.Now)
+	cancel()
+	if err != nil {
+		problem("cannot open it: %v (check database.driver and database.dsn, or $%s)", err, models.EnvDatabaseDSN)
+	} else {
+		n, lerr := st.Users(ctx)
+		if lerr != nil {
+			problem("cannot read users: %v", lerr)
+		} else {
+			fmt.Fprintf(out, "  ok (%d mirrored users)\n", len(n))
+		}
+		_ = st.Close()
+	}
+
+	fmt.Fprintf(out, "auth service (%s):\n", s.AuthService.URL)
+	rc, err := remote.New(s.AuthService, nil)
+	if err == nil {
+		err = rc.Probe(ctx)
+	}
+	if err != nil {
+		problem("not answering: %v (is auth_service.url right and the service running? verify_path must exist)", err)
+	} else {
+		fmt.Fprintln(out, "  ok")
+	}
+
+	fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
+	if problems > 0 {
+		return ErrFailed
+	}
+	return nil
+}
+
+// yamlLine recognises yaml.v3's messages, which arrive joined by "; ".
+var yamlLine = regexp.MustCompile(`^line \d+:|\(line \d+\):`)
+
+func tally(problems, warnings int) string {
+	plural := func(n int, word string) string {
+		if n == 1 {
+			return "1 " + word
+		}
+		return fmt.Sprintf("%d %ss", n, word)
+	}
+	return plural(problems, "problem") + ", " + plural(warnings, "warning")
+}
+
+// redactDSN hides a password in a PostgreSQL DSN, URL or key=value form.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.IndexByte(rest, '@'); at >= 0 {
+			if colon := strings.IndexByte(rest[:at], ':'); colon >= 0 {
+				return dsn[:i+3] + rest[:colon] + ":***" + rest[at:]
+			}
+		}
+		return dsn
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "password=") {
+			fields[i] = "password=***"
+		}
+	}
+	return strings.Join(fields, " ")
+}

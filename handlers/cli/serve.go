@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"jwtgate/handlers"
+)
+
+func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", args)
+	}
+	s, err := e.loadSettings()
+	if err != nil {
+		return err
+	}
+	log := newLogger(s.Log, e.stderr)
+	for _, w := range s.Warnings() {
+		log.Warn("settings: " + w)
+	}
+	gw, err := handlers.NewGateway(ctx, s, log, handlers.Options{Getenv: e.getenv})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := gw.Close(); err != nil {
+			log.Error("close", "err", err)
+		}
+	}()
+
+	servers := []*http.Server{newServer(gw.Handler)}
+	addrs := []string{s.Listen}
+	if s.MetricsListen != "" {
+		servers = append(servers, newServer(gw.Metrics))
+		addrs = append(addrs, s.MetricsListen)
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		ln, err := net.Listen("tcp", addrs[i])
+		if err != nil {
+			for _, started := range servers[:i] {
+				_ = started.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", addrs[i], err)
+		}
+		go func() { errc <- srv.Serve(ln) }()
+		addrs[i] = ln.Addr().String()
+	}
+	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", s.MetricsListen, "auth_service", s.AuthService.URL,
+		"database", s.Database.Driver, "routes", len(s.Routes), "version", e.version)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight requests finish within shutdown_timeout;
+	// the deferred Close then stops the background work and the database.
+	log.Info("shutting down: finishing in-flight requests", "timeout", s.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w (in-flight requests cut off after shutdown_timeout %s)", err, s.ShutdownTimeout))
+			_ = srv.Close()
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}

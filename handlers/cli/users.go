@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"jwtgate/models"
+	"jwtgate/models/notify"
+)
+
+// usersOpts are the users command's flags.
+type usersOpts struct {
+	json      bool
+	olderThan string
+}
+
+func usersFlags(fs *flag.FlagSet, e *env) {
+	fs.BoolVar(&e.users.json, "json", false, "list: print JSON instead of a table")
+	fs.StringVar(&e.users.olderThan, "older-than", "", "purge: remove users not fetched for this long (e.g. 720h or 30d)")
+}
+
+// userView is a mirrored user as the CLI prints it.
+type userView struct {
+	ID          string         `json:"id"`
+	Username    string         `json:"username"`
+	Email       string         `json:"email"`
+	IsActive    bool           `json:"is_active"`
+	IsStaff     bool           `json:"is_staff"`
+	IsSuperuser bool           `json:"is_superuser"`
+	FetchedAt   time.Time      `json:"fetched_at"`
+	Record      map[string]any `json:"record,omitempty"`
+}
+
+func viewOf(u models.User, record bool) userView {
+	v := userView{ID: u.ID, Username: u.Username, Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff,
+		IsSuperuser: u.IsSuperuser, FetchedAt: u.FetchedAt.UTC()}
+	if record {
+		v.Record = u.Fields
+	}
+	return v
+}
+
+func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	o := &e.users
+	if len(args) == 0 {
+		fs.Usage()
+		return errors.New("users: say list, show ID, delete ID or purge --older-than D")
+	}
+	sub, args := args[0], args[1:]
+	want := map[string]int{"list": 0, "show": 1, "delete": 1, "purge": 0}
+	n, ok := want[sub]
+	if !ok {
+		return fmt.Errorf("users: unknown subcommand %q (list, show, delete, purge)", sub)
+	}
+	if len(args) != n {
+		return fmt.Errorf("users %s: want %d argument(s), got %d", sub, n, len(args))
+	}
+	if sub == "purge" && o.olderThan == "" {
+		return errors.New("users purge: --older-than is required (e.g. --older-than 30d)")
+	}
+	var age time.Duration
+	if sub == "purge" {
+		var err error
+		if age, err = parseAge(o.olderThan); err != nil {
+			return fmt.Errorf("users purge: --older-than %q: %w", o.olderThan, err)
+		}
+	}
+	s, err := e.loadSettings()
+	if err != nil {
+		return err
+	}
+	st, err := models.OpenStore(ctx, s.Database, time.Now)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	switch sub {
+	case "list":
+		us, err := st.Users(ctx)
+		if err != nil {
+			return err
+		}
+		if o.json {
+			vs := make([]userView, 0, len(us))
+			for _, u := range us {
+				vs = append(vs, viewOf(u, false))
+			}
+			return writeJSON(e, vs)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tACTIVE\tSTAFF\tFETCHED")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", u.ID, u.Username, u.Email, u.IsActive, u.IsStaff, u.FetchedAt.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "show":
+		u, err := st.User(ctx, args[0])
+		if errors.Is(err, models.ErrNotFound) {
+			return fmt.Errorf("no user %q in the mirror (jwtgate users list shows who is there)", args[0])
+		} else if err != nil {
+			return err
+		}
+		return writeJSON(e, viewOf(u, true))
+	case "delete":
+		err := st.DeleteUser(ctx, args[0])
+		if errors.Is(err, models.ErrNotFound) {
+			return fmt.Errorf("no user %q in the mirror (jwtgate users list shows who is there)", args[0])
+		} else if err != nil {
+			return err
+		}
+		// Every replica drops its cached copy and asks the auth service again.
+		pub := notify.NewPublisher(st, slog.New(slog.NewTextHandler(e.stderr, nil)))
+		if err := pub.Publish(ctx, notify.Message{Kind: notify.KindUser, User: args[0]}); err != nil {
+			return fmt.Errorf("deleted user %q, but could not tell the running replicas: %w", args[0], err)
+		}
+		fmt.Fprintf(e.stdout, "deleted user %s from the mirror; it is fetched from the auth service on next use\n", args[0])
+	case "purge":
+		n, err := st.PurgeUsers(ctx, time.Now().Add(-age))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "purged %d users not fetched in the last %s\n", n, o.olderThan)
+	}
+	return nil
+}
+
+func writeJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// parseAge is a Go duration, or a whole number of days ("30d").
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return 0, errors.New(`want a positive number of days such as "30d", or a duration such as "720h"`)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errors.New(`want a positive duration such as "720h", or days such as "30d"`)
+	}
+	return d, nil
+}
