@@ -17,6 +17,7 @@
 #   bash tests/load/run.sh --rounds 5 --duration 30s
 #   bash tests/load/run.sh --smoke               # ~5s of measuring, no thresholds, no RESULTS.md
 #   bash tests/load/run.sh --memory-only
+#   bash tests/load/run.sh --cpuprofile /tmp/prof   # gateways under pprof: /tmp/prof/NAME.pprof, NAME.heap
 #
 # Options: --rounds N, --duration D (wrk's: 10s, 1m), --threads N and
 # --connections N (wrk's -t/-c; default one thread per core and 8
@@ -30,7 +31,7 @@ export PATH="$PATH:/usr/local/go/bin"
 
 cores=$(nproc)
 rounds=3 duration=10s threads=$cores conns=$((8 * cores)) cold_rate=20000 warmup=2s
-memory=1 rows_on=1 smoke=0 out=tests/load/RESULTS.md
+memory=1 rows_on=1 smoke=0 out=tests/load/RESULTS.md profdir=""
 mem_tokens=100000 mem_users=10000 local_tokens=2000
 while (($#)); do
   case $1 in
@@ -42,8 +43,9 @@ while (($#)); do
     --no-memory) memory=0; shift ;;
     --memory-only) rows_on=0; shift ;;
     --out) out=$2; shift 2 ;;
+    --cpuprofile) profdir=$2; shift 2 ;;
     --smoke) smoke=1; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -81,6 +83,7 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v curl >/dev/null || die "curl is needed"
 
+[ -n "$profdir" ] && { mkdir -p "$profdir"; profdir=$(cd "$profdir" && pwd); }
 log "building into $work"
 go build -o "$work/jwtgate" .
 go build -o "$work/fakeauth" ./tests/fakeauth/cmd/fakeauth
@@ -160,7 +163,9 @@ routes:
 EOF
   local port i
   port=$("$kit" freeport)
-  JWTGATE_LISTEN=127.0.0.1:$port "$work/jwtgate" serve --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
+  local cmd=("$work/jwtgate")
+  [ -n "$profdir" ] && cmd=("$kit" gateway -cpuprofile "$profdir/$name.pprof" -memprofile "$profdir/$name.heap" --)
+  JWTGATE_LISTEN=127.0.0.1:$port "${cmd[@]}" serve --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
   pid[$name]=$!
   pids+=($!)
   url[$name]=http://127.0.0.1:$port

@@ -10,6 +10,7 @@
 //	loadkit warm -url URL -tokens FILE            every token once, concurrently; all must be 200
 //	loadkit soak -gateway URL -pid PID ...        a steady mix of requests, sampling the gateway
 //	loadkit freeport                              a free loopback port
+//	loadkit gateway -cpuprofile F -- serve ...    the gateway itself, in-process, under the profiler
 //
 // Servers print their URL on stdout's first line and run until SIGINT or
 // SIGTERM. Everything listens on 127.0.0.1 only.
@@ -45,11 +46,12 @@ var commands = map[string]func(ctx context.Context, fs *flag.FlagSet, args []str
 	"warm":     cmdWarm,
 	"soak":     cmdSoak,
 	"freeport": cmdFreePort,
+	"gateway":  cmdGateway,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: loadkit upstream|proxy|keygen|mint|seed|warm|soak|freeport [flags]")
+		return errors.New("usage: loadkit upstream|proxy|keygen|mint|seed|warm|soak|freeport|gateway [flags]")
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,9 +30,9 @@ func upstreamHandler() http.Handler {
 	})
 }
 
-// proxyHandler is a bare httputil.ReverseProxy to target with the same
-// connection pooling as the gateway's upstream transport, so the two
-// differ by what the gateway does, not by how it dials.
+// proxyHandler is a bare httputil.ReverseProxy to target, tuned as the
+// gateway's proxies are (connection pooling, pooled copy buffers), so the
+// two differ by what the gateway does, not by how it dials or allocates.
 func proxyHandler(target *url.URL) http.Handler {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1024
@@ -42,8 +43,22 @@ func proxyHandler(target *url.URL) http.Handler {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 		},
-		Transport: t,
-		ErrorLog:  log.New(io.Discard, "", 0),
+		Transport:  t,
+		BufferPool: &bufferPool{p: sync.Pool{New: func() any { return new([32 << 10]byte) }}},
+		ErrorLog:   log.New(io.Discard, "", 0),
+	}
+}
+
+// bufferPool lends ReverseProxy 32 KiB copy buffers, as the gateway's does.
+type bufferPool struct{ p sync.Pool }
+
+// Get returns a 32 KiB buffer.
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[32 << 10]byte)[:] }
+
+// Put takes a buffer back.
+func (b *bufferPool) Put(buf []byte) {
+	if len(buf) == 32<<10 {
+		b.p.Put((*[32 << 10]byte)(buf))
 	}
 }
 
