@@ -251,7 +251,10 @@ func stopHeaderTimer(resp *http.Response) error {
 func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principal, h http.Header, method, clean string) bool {
 	env := models.RuleEnv{Request: models.RuleRequest{Method: method, Path: clean}}
 	if p != nil {
-		env.User, env.Claims = p.Attrs, p.Token.Claims
+		env.User = p.Attrs
+		if rt.Rule.NeedsClaims() {
+			env.Claims = p.Claims()
+		}
 	}
 	if rt.Rule.NeedsHeaders() {
 		env.Request.Headers = make(map[string]string, len(h))

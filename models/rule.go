@@ -32,6 +32,7 @@ type Rule struct {
 	src          string
 	prog         *vm.Program
 	needsHeaders bool
+	needsClaims  bool
 }
 
 // CompileRule compiles an allow expression; it must yield a bool.
@@ -40,7 +41,7 @@ func CompileRule(src string) (*Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Rule{src: src, prog: prog, needsHeaders: strings.Contains(src, "headers")}, nil
+	return &Rule{src: src, prog: prog, needsHeaders: strings.Contains(src, "headers"), needsClaims: strings.Contains(src, "claims")}, nil
 }
 
 // String returns the expression's source.
@@ -49,6 +50,10 @@ func (r *Rule) String() string { return r.src }
 // NeedsHeaders reports whether the expression reads request.headers, so
 // callers build that map only when it is used.
 func (r *Rule) NeedsHeaders() bool { return r.needsHeaders }
+
+// NeedsClaims reports whether the expression reads claims, so callers
+// decode them only when they are used.
+func (r *Rule) NeedsClaims() bool { return r.needsClaims }
 
 // Allows evaluates the rule. A runtime error (a field of the wrong type,
 // say) is returned and must be treated as a denial.

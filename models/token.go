@@ -133,6 +133,20 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Expires: exp.Time}, nil
 }
 
+// TokenClaims decodes a token's claims as PrecheckToken returns them
+// (numbers as int64 or float64) without checking anything: for a token that
+// passed the checks before and whose claims were not kept.
+func TokenClaims(raw string) (jwt.MapClaims, error) {
+	claims := jwt.MapClaims{}
+	if _, _, err := precheckParser.ParseUnverified(raw, claims); err != nil {
+		return nil, tokenErr(ReasonMalformed, "undecodable header or claims")
+	}
+	for k, v := range claims {
+		claims[k] = plainNumbers(v)
+	}
+	return claims, nil
+}
+
 // plainNumbers turns json.Number values into int64 or float64 so access
 // rules can compare them.
 func plainNumbers(v any) any {

@@ -298,8 +298,13 @@ if ((memory)); then
   sleep 1
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[mem]}/status")
   hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${pid[mem]}/status")
+  # The Go runtime's own account, when the gateway serves /metrics.
+  gostats=$(curl -fsS "${url[mem]}/metrics" 2>/dev/null | awk '
+    /^go_memstats_heap_inuse_bytes / { inuse = $2 } /^go_memstats_heap_idle_bytes / { idle = $2 }
+    /^go_memstats_heap_released_bytes / { rel = $2 } /^go_memstats_sys_bytes / { sys = $2 }
+    END { if (sys) printf "; Go heap in use %.1f MB, idle not yet returned %.1f MB, from the OS %.1f MB", inuse/1048576, (idle-rel)/1048576, sys/1048576 }' || true)
   mem_line=$(awk -v r="$rss" -v h="$hwm" -v t="$mem_tokens" -v u="$mem_users" -v c=$((after - before)) \
-    'BEGIN { printf "RSS of the gateway after %d distinct tokens of %d users were cached: **%.1f MB** (peak %.1f MB; %d calls home: one verify per token, one fetch per user)", t, u, r/1024, h/1024, c }')
+    -v g="$gostats" 'BEGIN { printf "RSS of the gateway after %d distinct tokens of %d users were cached: **%.1f MB** (peak %.1f MB%s; %d calls home: one verify per token, one fetch per user)", t, u, r/1024, h/1024, g, c }')
 fi
 
 # ---- report -----------------------------------------------------------
