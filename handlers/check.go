@@ -138,24 +138,25 @@ type fwdTarget struct {
 func fwdDescribe(h http.Header, mode string) (fwdTarget, *apiError) {
 	reads := fwdReads(mode)
 	var present fwdFamily
+	var twice string // a header of a family read, seen twice or respelled
 	for name, vals := range h {
 		for _, fh := range fwdHeaders {
 			if !fwdSameFolded(name, fh.fold) {
 				continue
 			}
 			present |= fh.family
-			if reads&fh.family == 0 {
-				break
-			}
-			if name != fh.canon || len(vals) != 1 {
-				return fwdTarget{}, newAPIError(http.StatusForbidden, codePermissionDenied,
-					fmt.Sprintf("%s must appear exactly once, spelled with '-'.", fwdDisplay(fh.canon)))
+			if reads&fh.family != 0 && (name != fh.canon || len(vals) != 1) {
+				twice = fh.canon
 			}
 			break
 		}
 	}
 	if present&reads == fwdNginx|fwdTraefik {
 		return fwdTarget{}, errCheckBoth
+	}
+	if twice != "" {
+		return fwdTarget{}, newAPIError(http.StatusForbidden, codePermissionDenied,
+			fmt.Sprintf("%s must appear exactly once, spelled with '-'.", fwdDisplay(twice)))
 	}
 	var uriName, methodName string
 	switch present & reads {
