@@ -25,27 +25,29 @@ type credentials struct {
 	types  []string // empty: the header holds the bare token
 }
 
-// errTwoCredentials means the request carries more than one credential:
-// the token header twice (in any case or '_'/'.' spelling), or one header
-// holding a comma-joined list. Checking one and forwarding the other would
-// let the upstream read a token the gateway never checked, so it is 400.
-var errTwoCredentials = errors.New("the request carries more than one credential")
+// errAmbiguousCredential means the request does not carry exactly one
+// credential the gateway and every upstream read alike: the token header
+// twice (in any case), in another spelling ('_' or '.' for '-', which a
+// WSGI or CGI upstream reads as the same header), or one header holding a
+// comma-joined list. Checking one and forwarding the other would let the
+// upstream read a token the gateway never checked, so it is 400.
+var errAmbiguousCredential = errors.New("the request carries more than one credential, or one under another spelling")
 
-// errCredentialsBadRequest answers errTwoCredentials (the contract's
+// errCredentialsBadRequest answers errAmbiguousCredential (the contract's
 // bad_request).
 var errCredentialsBadRequest = newAPIError(http.StatusBadRequest, "bad_request",
-	"The request carries more than one credential (the token header twice, or a list of credentials in one header).")
+	"The request carries more than one credential (the token header twice or under another spelling, or a list of credentials in one header).")
 
 // extract returns the raw token. present is false when the request carries
 // no credential for us (no header, an empty one, or another scheme such as
 // Basic, which may be meant for the upstream); err is set when it carries
 // a malformed one (one of our schemes not followed by exactly one space
-// and a token: "Bearer", "Bearer\tx", "Bearer  x") or more than one
-// (errTwoCredentials).
+// and a token: "Bearer", "Bearer\tx", "Bearer  x") or an ambiguous one
+// (errAmbiguousCredential).
 func (cr credentials) extract(h http.Header) (raw string, present bool, err error) {
 	vals := h[textproto.CanonicalMIMEHeaderKey(cr.header)]
 	if len(vals) > 1 || cr.aliased(h) {
-		return "", true, errTwoCredentials
+		return "", true, errAmbiguousCredential
 	}
 	if len(vals) == 0 {
 		return "", false, nil
@@ -59,12 +61,12 @@ func (cr credentials) extract(h http.Header) (raw string, present bool, err erro
 	}
 	if len(cr.types) == 0 {
 		if strings.IndexByte(v, ',') >= 0 {
-			return "", true, errTwoCredentials
+			return "", true, errAmbiguousCredential
 		}
 		return v, true, nil
 	}
 	if cr.listsOurs(v) {
-		return "", true, errTwoCredentials
+		return "", true, errAmbiguousCredential
 	}
 	i := strings.IndexAny(v, " \t")
 	scheme := v
@@ -113,7 +115,7 @@ func (cr credentials) listsOurs(v string) bool {
 // spelling ('_' or '.' for '-'), which a WSGI or CGI upstream reads as the
 // same header.
 func (cr credentials) aliased(h http.Header) bool {
-	if strings.IndexAny(cr.header, "-_.") < 0 {
+	if !strings.ContainsAny(cr.header, "-_.") {
 		return false // nothing to respell: every case spelling is one key
 	}
 	canon := textproto.CanonicalMIMEHeaderKey(cr.header)

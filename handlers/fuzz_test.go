@@ -22,7 +22,7 @@ import (
 var fuzzNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // FuzzCredentials: whatever the Authorization header holds, extraction
-// never panics, refuses only with a token error or errTwoCredentials (a
+// never panics, refuses only with a token error or errAmbiguousCredential (a
 // list of credentials), returns a token that is a
 // space-free part of the header, and the pre-checks after it refuse with a
 // reason or accept a token with a user id and a future exp.
@@ -37,7 +37,7 @@ func FuzzCredentials(f *testing.F) {
 		h.Set("Authorization", value)
 		raw, present, err := cr.extract(h)
 		switch {
-		case errors.Is(err, errTwoCredentials):
+		case errors.Is(err, errAmbiguousCredential):
 			if !present || raw != "" || !strings.Contains(value, ",") {
 				t.Fatalf("two credentials in %q: present=%v raw=%q", value, present, raw)
 			}
