@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -37,5 +38,23 @@ func TestFwdSettingsForwardAuthHeaders(t *testing.T) {
 				t.Fatalf("forward_auth.headers = %q, want %q", s.ForwardAuth.Headers, tt.want)
 			}
 		})
+	}
+}
+
+// The repository's settings.yaml documents forward_auth.headers with its default.
+func TestFwdRepoSettingsForwardAuth(t *testing.T) {
+	b, err := os.ReadFile("../settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "\nforward_auth:\n") {
+		t.Fatal("settings.yaml does not document forward_auth")
+	}
+	s, err := load(t, string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ForwardAuth.Headers != models.DefaultSettings().ForwardAuth.Headers || s.ForwardAuth.Headers != models.ForwardAuthAuto {
+		t.Fatalf("settings.yaml forward_auth.headers %q, default %q", s.ForwardAuth.Headers, models.DefaultSettings().ForwardAuth.Headers)
 	}
 }
