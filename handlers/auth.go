@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -23,11 +25,34 @@ type credentials struct {
 	types  []string // empty: the header holds the bare token
 }
 
+// errAmbiguousCredential means the request does not carry exactly one
+// credential the gateway and every upstream read alike: the token header
+// twice (in any case), in another spelling ('_' or '.' for '-', which a
+// WSGI or CGI upstream reads as the same header), or one header holding a
+// comma-joined list. Checking one and forwarding the other would let the
+// upstream read a token the gateway never checked, so it is 400.
+var errAmbiguousCredential = errors.New("the request carries more than one credential, or one under another spelling")
+
+// errCredentialsBadRequest answers errAmbiguousCredential (the contract's
+// bad_request).
+var errCredentialsBadRequest = newAPIError(http.StatusBadRequest, "bad_request",
+	"The request carries more than one credential (the token header twice or under another spelling, or a list of credentials in one header).")
+
 // extract returns the raw token. present is false when the request carries
-// no credential for us (no header, or another scheme such as Basic);
-// err is set when it carries a malformed one.
+// no credential for us (no header, an empty one, or another scheme such as
+// Basic, which may be meant for the upstream); err is set when it carries
+// a malformed one (one of our schemes not followed by exactly one space
+// and a token: "Bearer", "Bearer\tx", "Bearer  x") or an ambiguous one
+// (errAmbiguousCredential).
 func (cr credentials) extract(h http.Header) (raw string, present bool, err error) {
-	v := strings.TrimSpace(h.Get(cr.header))
+	vals := h[textproto.CanonicalMIMEHeaderKey(cr.header)]
+	if len(vals) > 1 || cr.aliased(h) {
+		return "", true, errAmbiguousCredential
+	}
+	if len(vals) == 0 {
+		return "", false, nil
+	}
+	v := strings.Trim(vals[0], " \t") // what a server trims (RFC 9110 §5.5)
 	if v == "" {
 		return "", false, nil
 	}
@@ -35,19 +60,71 @@ func (cr credentials) extract(h http.Header) (raw string, present bool, err erro
 		return "", true, &models.TokenError{Reason: models.ReasonTooLarge, Detail: "credential header too long"}
 	}
 	if len(cr.types) == 0 {
+		if strings.IndexByte(v, ',') >= 0 {
+			return "", true, errAmbiguousCredential
+		}
 		return v, true, nil
 	}
-	scheme, rest, _ := strings.Cut(v, " ")
+	if cr.listsOurs(v) {
+		return "", true, errAmbiguousCredential
+	}
+	i := strings.IndexAny(v, " \t")
+	scheme := v
+	if i >= 0 {
+		scheme = v[:i]
+	}
+	if !cr.ours(scheme) {
+		return "", false, nil // another scheme: not ours
+	}
+	if i < 0 || v[i] != ' ' || strings.ContainsAny(v[i+1:], " \t") {
+		return "", true, &models.TokenError{Reason: models.ReasonMalformed, Detail: "header must contain two space-delimited values"}
+	}
+	return v[i+1:], true, nil
+}
+
+// ours reports whether scheme is one of the configured types (any case).
+func (cr credentials) ours(scheme string) bool {
 	for _, t := range cr.types {
 		if strings.EqualFold(scheme, t) {
-			raw = strings.TrimSpace(rest)
-			if raw == "" || strings.ContainsAny(raw, " \t") {
-				return "", true, &models.TokenError{Reason: models.ReasonMalformed, Detail: "header must contain two space-delimited values"}
-			}
-			return raw, true, nil
+			return true
 		}
 	}
-	return "", false, nil // another scheme: not ours
+	return false
+}
+
+// listsOurs reports whether v is a comma-joined list with an element in
+// one of our schemes ("Bearer a, Bearer b", "Basic x, Bearer y"). A list
+// of another scheme's parameters (Digest) is not ours.
+func (cr credentials) listsOurs(v string) bool {
+	if strings.IndexByte(v, ',') < 0 {
+		return false
+	}
+	for el := range strings.SplitSeq(v, ",") {
+		el = strings.Trim(el, " \t")
+		if i := strings.IndexAny(el, " \t"); i >= 0 {
+			el = el[:i]
+		}
+		if cr.ours(el) {
+			return true
+		}
+	}
+	return false
+}
+
+// aliased reports whether h holds the token header under another
+// spelling ('_' or '.' for '-'), which a WSGI or CGI upstream reads as the
+// same header.
+func (cr credentials) aliased(h http.Header) bool {
+	if !strings.ContainsAny(cr.header, "-_.") {
+		return false // nothing to respell: every case spelling is one key
+	}
+	canon := textproto.CanonicalMIMEHeaderKey(cr.header)
+	for name := range h {
+		if name != canon && fwdSameFolded(name, cr.header) {
+			return true
+		}
+	}
+	return false
 }
 
 const principalKey = "jwtgate.principal"

@@ -100,6 +100,8 @@ func errorFor(ctx context.Context, log *slog.Logger, err error) *apiError {
 		return errPermission
 	case errors.Is(err, models.ErrNotFound):
 		return errNotFound
+	case errors.Is(err, errAmbiguousCredential):
+		return errCredentialsBadRequest
 	case errors.Is(err, models.ErrAuthUnavailable):
 		log.WarnContext(ctx, "auth service unavailable", "err", err)
 		return errAuthUnavailable

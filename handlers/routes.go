@@ -77,7 +77,7 @@ func newRouter(d routerDeps) *gin.Engine {
 	}
 
 	g := gate{log: d.log, cr: cr, auth: d.auth}
-	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted))
+	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted, s.ForwardAuth.Headers))
 	if d.signer != nil {
 		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))
 	}

@@ -36,6 +36,7 @@ type Settings struct {
 	IdentityHeaders   IdentityHeaders `yaml:"identity_headers"`
 	IdentityToken     IdentityToken   `yaml:"identity_token"`
 	Throttle          Throttle        `yaml:"throttle"`
+	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
 	Log               Log             `yaml:"log"`
 	Routes            []Route         `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
@@ -151,6 +152,22 @@ type Users struct {
 type IdentityHeaders struct {
 	Prefix string `yaml:"prefix"`
 }
+
+// ForwardAuth configures GET /auth/check.
+type ForwardAuth struct {
+	// Headers names the header family that describes the original request:
+	// ForwardAuthNginx (X-Original-URI/-Method), ForwardAuthTraefik
+	// (X-Forwarded-Uri/-Method/-Host/-Proto) or ForwardAuthAuto (either,
+	// but a request carrying both families is refused).
+	Headers string `yaml:"headers"`
+}
+
+// Values of forward_auth.headers.
+const (
+	ForwardAuthAuto    = "auto"
+	ForwardAuthNginx   = "nginx"
+	ForwardAuthTraefik = "traefik"
+)
 
 // IdentityToken configures the signed identity token (X-User-Token) sent to
 // upstreams and served as a JWKS at /.well-known/jwks.json.
@@ -308,8 +325,9 @@ func DefaultSettings() Settings {
 			Algorithm: AlgES256, KeyFile: "jwtgate-identity-key.pem",
 			Lifetime: 60 * time.Second, Issuer: "jwtgate",
 		},
-		Throttle: Throttle{LoginRate: "10/minute", LoginBurst: 5, CacheSize: 10000},
-		Log:      Log{Level: "info", Format: "text"},
+		Throttle:    Throttle{LoginRate: "10/minute", LoginBurst: 5, CacheSize: 10000},
+		Log:         Log{Level: "info", Format: "text"},
+		ForwardAuth: ForwardAuth{Headers: ForwardAuthAuto},
 	}
 }
 
@@ -547,6 +565,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.Throttle.CacheSize <= 0 {
 		bad("throttle.cache_size", "must be positive, got %d", s.Throttle.CacheSize)
+	}
+	if !slices.Contains([]string{ForwardAuthAuto, ForwardAuthNginx, ForwardAuthTraefik}, s.ForwardAuth.Headers) {
+		bad("forward_auth.headers", "must be auto, nginx or traefik, got %q", s.ForwardAuth.Headers)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s.Log.Level)) {
 		bad("log.level", "must be debug, info, warn or error, got %q", s.Log.Level)
