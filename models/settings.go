@@ -613,9 +613,13 @@ func (s *Settings) Validate() error {
 			switch {
 			case !isHeaderToken(f) || strings.Trim(f, "-_") == "":
 				bad(fkey, "must be a field name of letters, digits and '_', got %q", f)
-			case slices.Contains(standardIdentityFields, strings.ToLower(f)):
+			case slices.Contains(standardIdentityFields, strings.ReplaceAll(strings.ToLower(f), "-", "_")):
 				bad(fkey, "%q is reserved: id, email, username, is_staff, is_superuser and the token are always sent", f)
-			case slices.Contains(r.IdentityHeaders.Fields[:j], f):
+			case IsReservedClaim(f):
+				bad(fkey, "%q is reserved: it would overwrite the identity token's own claim (reserved: %s)", f, strings.Join(ReservedClaims, ", "))
+			case slices.ContainsFunc(r.IdentityHeaders.Fields[:j], func(g string) bool {
+				return strings.EqualFold(strings.ReplaceAll(g, "-", "_"), strings.ReplaceAll(f, "-", "_"))
+			}):
 				bad(fkey, "%q is listed twice", f)
 			}
 		}

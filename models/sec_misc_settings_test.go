@@ -1,0 +1,32 @@
+package models
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// identity_headers.fields naming a claim the identity token carries is
+// refused, naming the key and the field, in any case and with '-' for '_'.
+func TestSecMiscIdentityFieldsReservedClaims(t *testing.T) {
+	for _, f := range []string{
+		"sub", "SUB", "Sub", "iss", "aud", "exp", "nbf", "iat", "jti", "JTI",
+		"email", "username", "is_staff", "is-staff", "Is-Superuser", "id", "token",
+	} {
+		yaml := fmt.Sprintf("routes:\n  - path: /api/\n    upstream: http://127.0.0.1:9\n  - path: /b/\n    upstream: http://127.0.0.1:9\n    identity_headers: {fields: [services, %q]}\n", f)
+		_, err := LoadSettings(strings.NewReader(yaml), func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), "routes[1].identity_headers.fields[1]") || !strings.Contains(err.Error(), fmt.Sprintf("%q", f)) {
+			t.Errorf("field %q: %v; want an error naming routes[1].identity_headers.fields[1] and the field", f, err)
+		}
+	}
+	for _, fields := range []string{"[services, Services]", "[team_name, team-name]"} {
+		yaml := "routes:\n  - path: /b/\n    upstream: http://127.0.0.1:9\n    identity_headers: {fields: " + fields + "}\n"
+		if _, err := LoadSettings(strings.NewReader(yaml), func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "listed twice") {
+			t.Errorf("fields %s (one header): %v; want listed twice", fields, err)
+		}
+	}
+	ok := "routes:\n  - path: /b/\n    upstream: http://127.0.0.1:9\n    identity_headers: {fields: [services, subject, jti_count, department]}\n"
+	if _, err := LoadSettings(strings.NewReader(ok), func(string) string { return "" }); err != nil {
+		t.Fatalf("ordinary fields refused: %v", err)
+	}
+}
