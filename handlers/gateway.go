@@ -70,6 +70,9 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if err != nil {
 		return nil, err
 	}
+	for _, n := range store.Notes() {
+		log.Warn("database file mode: " + n)
+	}
 	rc, err := remote.New(s.AuthService, nil)
 	if err != nil {
 		return nil, errors.Join(err, store.Close())

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"jwtgate/handlers"
 	"jwtgate/handlers/authn"
 	"jwtgate/models"
 	"jwtgate/remote"
@@ -77,6 +78,21 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 			problem("%v (check auth.local.keys, auth.local.jwks_url and the secrets' environment variables)", err)
 		} else {
 			fmt.Fprintf(out, "auth.local keys (verify: %s): ok\n", s.Auth.Verify)
+		}
+	}
+
+	if it := s.IdentityToken; it.Enabled && it.KeyFile != "" {
+		fmt.Fprintf(out, "identity_token.key_file (%s):\n", it.KeyFile)
+		switch st, err := handlers.CheckIdentityKey(it); {
+		case err != nil:
+			problem("%v", err)
+		case st == handlers.IdentityKeyToGenerate:
+			fmt.Fprintf(out, "  ok (absent: serve generates a %s key there on first start)\n", it.Algorithm)
+		case st == handlers.IdentityKeyLooseMode:
+			warnings++
+			fmt.Fprintf(out, "  warning: the private key is readable by others; chmod 600 %s\n", it.KeyFile)
+		default:
+			fmt.Fprintln(out, "  ok")
 		}
 	}
 
