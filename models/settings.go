@@ -23,8 +23,9 @@ import (
 type Settings struct {
 	Listen          string        `yaml:"listen"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// MetricsListen, when set, serves /metrics on its own address instead
-	// of the main listener (keep it off the public edge).
+	// MetricsListen is the address /metrics is served on, never the main
+	// listener: its refusal counters tell a client why its token was
+	// refused. Default 127.0.0.1:9090; empty turns /metrics off.
 	MetricsListen string `yaml:"metrics_listen"`
 	// ReadinessInterval is how recently the auth service must have answered
 	// for /readyz to say ready; the background probe runs twice as often.
@@ -276,6 +277,7 @@ const (
 func DefaultSettings() Settings {
 	return Settings{
 		Listen:            "127.0.0.1:8001",
+		MetricsListen:     "127.0.0.1:9090",
 		ShutdownTimeout:   15 * time.Second,
 		ReadinessInterval: 10 * time.Second,
 		AuthService: AuthService{
@@ -437,7 +439,7 @@ func (s *Settings) Validate() error {
 		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
 			bad("metrics_listen", "must be host:port (e.g. \"127.0.0.1:9090\"), got %q", s.MetricsListen)
 		} else if s.MetricsListen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
-			bad("metrics_listen", "must differ from listen (leave it empty to serve /metrics on listen)")
+			bad("metrics_listen", "must differ from listen: /metrics is never served on the public listener (set \"\" to turn it off)")
 		}
 	}
 	checkURL := func(key, raw string, required bool) {
@@ -647,6 +649,9 @@ var authRank = map[string]int{AuthNone: 0, AuthOptional: 1, AuthRequired: 2}
 // operator meant, in words that say what to change. Call it after Validate.
 func (s *Settings) Warnings() []string {
 	var out []string
+	if w := metricsListenWarning(s.MetricsListen); w != "" {
+		out = append(out, w)
+	}
 	for i, r := range s.Routes {
 		if r.Auth == AuthNone {
 			var writes []string

@@ -36,6 +36,8 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 
 	servers := []*http.Server{newServer(gw.Handler)}
 	addrs := []string{s.Listen}
+	// /metrics only ever on its own address (default 127.0.0.1:9090);
+	// metrics_listen: "" turns it off.
 	if s.MetricsListen != "" {
 		servers = append(servers, newServer(gw.Metrics))
 		addrs = append(addrs, s.MetricsListen)
@@ -52,7 +54,11 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		go func() { errc <- srv.Serve(ln) }()
 		addrs[i] = ln.Addr().String()
 	}
-	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", s.MetricsListen, "auth_service", s.AuthService.URL,
+	metricsAt := "off"
+	if len(addrs) > 1 {
+		metricsAt = addrs[1]
+	}
+	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", metricsAt, "auth_service", s.AuthService.URL,
 		"database", s.Database.Driver, "routes", len(s.Routes), "version", e.version)
 
 	select {
