@@ -10,6 +10,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
 )
@@ -142,8 +143,12 @@ func (g *ruleGuard) Visit(node *ast.Node) {
 	case *ast.BuiltinNode:
 		g.builtin(n.Name)
 	case *ast.CallNode:
+		// A builtin parsed as a call (in a pipe, say); unknown names are
+		// left to the type checker's "unknown func".
 		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value != ruleConcatFunc && id.Value != ruleStringFunc {
-			g.builtin(id.Value)
+			if _, known := builtin.Index[id.Value]; known {
+				g.builtin(id.Value)
+			}
 		}
 	case *ast.BinaryNode:
 		if n.Operator == "+" && mayBeString(n.Left.Type()) && mayBeString(n.Right.Type()) {

@@ -103,6 +103,9 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	if err != nil {
 		problem("cannot open it: %v (check database.driver and database.dsn, or $%s)", err, models.EnvDatabaseDSN)
 	} else {
+		for _, note := range st.Notes() {
+			fmt.Fprintf(out, "  fixed: %s\n", note)
+		}
 		n, lerr := st.Users(ctx)
 		if lerr != nil {
 			problem("cannot read users: %v", lerr)

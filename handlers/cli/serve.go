@@ -49,6 +49,10 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 			for _, started := range servers[:i] {
 				_ = started.Close()
 			}
+			if i == 1 {
+				return fmt.Errorf("metrics_listen: listen on %s: %w (the default is 127.0.0.1:9090, also Prometheus' own port: "+
+					"set metrics_listen to a free address, or to \"\" to turn /metrics off)", addrs[i], err)
+			}
 			return fmt.Errorf("listen on %s: %w", addrs[i], err)
 		}
 		go func() { errc <- srv.Serve(ln) }()
