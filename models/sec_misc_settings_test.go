@@ -30,3 +30,28 @@ func TestSecMiscIdentityFieldsReservedClaims(t *testing.T) {
 		t.Fatalf("ordinary fields refused: %v", err)
 	}
 }
+
+// metrics_listen defaults to loopback; check warns when it is not.
+func TestSecMiscMetricsListenWarning(t *testing.T) {
+	for addr, warn := range map[string]bool{
+		"": false, "127.0.0.1:9090": false, "127.0.0.2:9090": false, "[::1]:9090": false, "localhost:9090": false,
+		"[::ffff:127.0.0.1]:9090": false, "0.0.0.0:9090": true, ":9090": true, "[::]:9090": true, "10.0.0.5:9090": true,
+		"metrics.internal:9090": true,
+	} {
+		s, err := LoadSettings(strings.NewReader(fmt.Sprintf("metrics_listen: %q\n", addr)), func(string) string { return "" })
+		if err != nil {
+			t.Fatalf("%q: %v", addr, err)
+		}
+		got := strings.Contains(strings.Join(s.Warnings(), "\n"), "metrics_listen")
+		if got != warn {
+			t.Errorf("metrics_listen %q: warning %t, want %t (%q)", addr, got, warn, s.Warnings())
+		}
+	}
+	if s := DefaultSettings(); s.MetricsListen != "127.0.0.1:9090" {
+		t.Errorf("default metrics_listen %q", s.MetricsListen)
+	}
+	_, err := LoadSettings(strings.NewReader("listen: \"127.0.0.1:9090\"\n"), func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "metrics_listen") {
+		t.Errorf("listen on the default metrics port: %v; want metrics_listen must differ", err)
+	}
+}
