@@ -22,10 +22,9 @@ import (
 
 // Gateway is jwtgate wired together: the HTTP handler and what it owns.
 type Gateway struct {
-	// Handler serves the whole HTTP surface (and /metrics unless
-	// metrics_listen is set).
+	// Handler serves the whole HTTP surface except /metrics.
 	Handler http.Handler
-	// Metrics serves the Prometheus registry, for metrics_listen.
+	// Metrics serves the Prometheus registry, for metrics_listen only.
 	Metrics http.Handler
 	// Store is the user mirror.
 	Store *models.Store
@@ -69,6 +68,9 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	store, err := models.OpenStore(ctx, s.Database, now)
 	if err != nil {
 		return nil, err
+	}
+	for _, n := range store.Notes() {
+		log.Warn("database file mode: " + n)
 	}
 	rc, err := remote.New(s.AuthService, nil)
 	if err != nil {

@@ -140,7 +140,8 @@ func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
 		"is_staff": u.IsStaff, "is_superuser": u.IsSuperuser,
 	}
 	for _, f := range rt.fields {
-		if v, ok := p.Attrs[f.name]; ok {
+		// Settings refuse reserved names; never let one overwrite a claim.
+		if v, ok := p.Attrs[f.name]; ok && !models.IsReservedClaim(f.name) {
 			claims[f.name] = v
 		}
 	}

@@ -71,6 +71,38 @@ func newSigner(cfg models.IdentityToken, now func() time.Time, log *slog.Logger)
 	return &signer{method: method, key: key, kid: kid, jwks: jwks, lifetime: cfg.Lifetime, issuer: cfg.Issuer, now: now}, nil
 }
 
+// IdentityKeyStatus is what CheckIdentityKey found.
+type IdentityKeyStatus int
+
+// The states of identity_token.key_file.
+const (
+	IdentityKeyOK         IdentityKeyStatus = iota // a usable key, readable by its owner only
+	IdentityKeyLooseMode                           // a usable key that others can read
+	IdentityKeyToGenerate                          // absent: the gateway generates it on first start
+)
+
+// CheckIdentityKey reads identity_token.key_file as the gateway does when
+// it starts, without generating a missing key: a file that is not a PEM
+// private key of the configured algorithm (an EC P-256 key for ES256, an
+// RSA key of at least 2048 bits for RS256) is an error naming the key.
+func CheckIdentityKey(cfg models.IdentityToken) (IdentityKeyStatus, error) {
+	_, err := readKey(cfg.KeyFile, cfg.Algorithm)
+	if errors.Is(err, fs.ErrNotExist) {
+		dir := filepath.Dir(cfg.KeyFile)
+		if fi, derr := os.Stat(dir); derr != nil || !fi.IsDir() {
+			return 0, fmt.Errorf("identity_token.key_file: %s does not exist and its directory %s cannot hold a generated key: %w", cfg.KeyFile, dir, errors.Join(err, derr))
+		}
+		return IdentityKeyToGenerate, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("identity_token.key_file: %w", err)
+	}
+	if fi, err := os.Stat(cfg.KeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return IdentityKeyLooseMode, nil
+	}
+	return IdentityKeyOK, nil
+}
+
 // sign mints a token for one request: claims plus iss, aud, iat and exp.
 func (s *signer) sign(claims jwt.MapClaims, audience string) (string, error) {
 	now := s.now()

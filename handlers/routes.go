@@ -72,9 +72,9 @@ func newRouter(d routerDeps) *gin.Engine {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", handleReadyz(d.health))
-	if s.MetricsListen == "" {
-		r.GET("/metrics", gin.WrapH(d.metrics.Handler()))
-	}
+	// /metrics is served only on metrics_listen (cli serve), never here:
+	// jwtgate_auth_refusals_total{reason} would tell a client why its
+	// token was refused.
 
 	g := gate{log: d.log, cr: cr, auth: d.auth}
 	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted, s.ForwardAuth.Headers))

@@ -23,8 +23,9 @@ import (
 type Settings struct {
 	Listen          string        `yaml:"listen"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// MetricsListen, when set, serves /metrics on its own address instead
-	// of the main listener (keep it off the public edge).
+	// MetricsListen is the address /metrics is served on, never the main
+	// listener: its refusal counters tell a client why its token was
+	// refused. Default 127.0.0.1:9090; empty turns /metrics off.
 	MetricsListen string `yaml:"metrics_listen"`
 	// ReadinessInterval is how recently the auth service must have answered
 	// for /readyz to say ready; the background probe runs twice as often.
@@ -293,6 +294,7 @@ const (
 func DefaultSettings() Settings {
 	return Settings{
 		Listen:            "127.0.0.1:8001",
+		MetricsListen:     "127.0.0.1:9090",
 		ShutdownTimeout:   15 * time.Second,
 		ReadinessInterval: 10 * time.Second,
 		AuthService: AuthService{
@@ -455,7 +457,7 @@ func (s *Settings) Validate() error {
 		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
 			bad("metrics_listen", "must be host:port (e.g. \"127.0.0.1:9090\"), got %q", s.MetricsListen)
 		} else if s.MetricsListen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
-			bad("metrics_listen", "must differ from listen (leave it empty to serve /metrics on listen)")
+			bad("metrics_listen", "must differ from listen: /metrics is never served on the public listener (set \"\" to turn it off)")
 		}
 	}
 	checkURL := func(key, raw string, required bool) {
@@ -634,9 +636,13 @@ func (s *Settings) Validate() error {
 			switch {
 			case !isHeaderToken(f) || strings.Trim(f, "-_") == "":
 				bad(fkey, "must be a field name of letters, digits and '_', got %q", f)
-			case slices.Contains(standardIdentityFields, strings.ToLower(f)):
+			case slices.Contains(standardIdentityFields, strings.ReplaceAll(strings.ToLower(f), "-", "_")):
 				bad(fkey, "%q is reserved: id, email, username, is_staff, is_superuser and the token are always sent", f)
-			case slices.Contains(r.IdentityHeaders.Fields[:j], f):
+			case IsReservedClaim(f):
+				bad(fkey, "%q is reserved: it would overwrite the identity token's own claim (reserved: %s)", f, strings.Join(ReservedClaims, ", "))
+			case slices.ContainsFunc(r.IdentityHeaders.Fields[:j], func(g string) bool {
+				return strings.EqualFold(strings.ReplaceAll(g, "-", "_"), strings.ReplaceAll(f, "-", "_"))
+			}):
 				bad(fkey, "%q is listed twice", f)
 			}
 		}
@@ -664,6 +670,9 @@ var authRank = map[string]int{AuthNone: 0, AuthOptional: 1, AuthRequired: 2}
 // operator meant, in words that say what to change. Call it after Validate.
 func (s *Settings) Warnings() []string {
 	var out []string
+	if w := metricsListenWarning(s.MetricsListen); w != "" {
+		out = append(out, w)
+	}
 	for i, r := range s.Routes {
 		if r.Auth == AuthNone {
 			var writes []string

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 type Store struct {
 	db     *gorm.DB
 	driver string
+	notes  []string // what OpenStore changed about the files, for the log
 }
 
 // upsertColumns are overwritten when a mirrored user already exists;
@@ -30,8 +33,13 @@ var upsertColumns = []string{
 // OpenStore opens the database and creates or migrates the schema.
 func OpenStore(ctx context.Context, cfg Database, now func() time.Time) (*Store, error) {
 	var dial gorm.Dialector
+	var notes []string
 	switch cfg.Driver {
 	case "sqlite":
+		var err error
+		if notes, err = secureSQLiteFiles(sqliteFile(cfg.DSN)); err != nil {
+			return nil, fmt.Errorf("open sqlite database: %w", err)
+		}
 		dial = sqlite.Open(sqliteDSN(cfg.DSN))
 	case "postgres":
 		dial = postgres.Open(cfg.DSN)
@@ -61,7 +69,7 @@ func OpenStore(ctx context.Context, cfg Database, now func() time.Time) (*Store,
 		sqlDB.SetMaxIdleConns(4)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, driver: cfg.Driver}
+	s := &Store{db: db, driver: cfg.Driver, notes: notes}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -96,6 +104,59 @@ func sqliteDSN(dsn string) string {
 	}
 	return dsn + sep + strings.Join(add, "&")
 }
+
+// sqliteFile is the file a SQLite DSN names ("jwtgate.db",
+// "file:jwtgate.db?_busy_timeout=5000", "file:///var/lib/x.db"), or "" for
+// an in-memory database.
+func sqliteFile(dsn string) string {
+	name, query, _ := strings.Cut(dsn, "?")
+	if strings.HasPrefix(name, "file:") {
+		name = strings.TrimPrefix(name, "file:")
+		if rest, ok := strings.CutPrefix(name, "//"); ok { // file://host/path: only an empty host or localhost
+			rest = strings.TrimPrefix(rest, "localhost")
+			name = rest
+		}
+	}
+	if name == "" || name == ":memory:" || strings.Contains(query, "mode=memory") {
+		return ""
+	}
+	return name
+}
+
+// secureSQLiteFiles keeps the user mirror (emails, names, every mirrored
+// field) readable by its owner only: it creates the database file with
+// mode 0600 when absent, so SQLite creates its -wal and -shm files with the
+// same mode, and tightens an existing file, -wal, -shm or -journal that
+// others can read. It returns a note for each file it changed or could not.
+func secureSQLiteFiles(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return nil, f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	var notes []string
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+			notes = append(notes, fmt.Sprintf("%s is readable by others (mode %v) and could not be changed: %v", p, fi.Mode().Perm(), err))
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s was readable by others (mode %v); changed to %v", p, fi.Mode().Perm(), fi.Mode().Perm()&0o700))
+	}
+	return notes, nil
+}
+
+// Notes says what OpenStore changed about the database files (modes
+// tightened to owner-only); the caller logs them.
+func (s *Store) Notes() []string { return s.notes }
 
 // Driver returns "sqlite" or "postgres".
 func (s *Store) Driver() string { return s.driver }

@@ -91,6 +91,9 @@ func startProcess(t testing.TB, yaml, authURL, upstreamURL, dbPath string, env .
 		dbPath = filepath.Join(dir, "jwtgate.db")
 	}
 	yaml = strings.NewReplacer("%AUTH%", authURL, "%UPSTREAM%", upstreamURL, "%DB%", dbPath).Replace(yaml)
+	if !strings.Contains(yaml, "metrics_listen:") {
+		yaml += "\nmetrics_listen: \"127.0.0.1:0\"\n" // not the default 9090: gateways run in parallel
+	}
 	cfg := filepath.Join(dir, "settings.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

@@ -176,6 +176,9 @@ func TestHostileRequests(t *testing.T) {
 		{"Content-Length negative", rawRequest("POST", "/open/x", []string{"Content-Length: -1"}, ""), http.StatusBadRequest, true, false},
 		{"HTTP/0.9 request line", []byte("GET /open/x\r\n\r\n"), 0, true, false},
 		{"identity headers without a token", rawRequest("GET", "/api/x", []string{"X-User-Id: 1", "X_User_Is_Staff: true"}, ""), http.StatusUnauthorized, false, false},
+		// /metrics is served on metrics_listen only: refusal reasons stay private.
+		{"metrics on the public listener", rawRequest("GET", "/metrics", nil, ""), http.StatusNotFound, false, false},
+		{"metrics escaped on the public listener", rawRequest("GET", "/%6d%65trics?x=1", nil, ""), http.StatusNotFound, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -149,7 +149,7 @@ func TestReadyzFlipsWhenAuthServiceStops(t *testing.T) {
 	if r := get(t, gw.URL+"/healthz", ""); r.Status != http.StatusOK {
 		t.Fatalf("/healthz while the auth service is down: %d, want 200 (the process serves)", r.Status)
 	}
-	if m := scrape(t, gw.URL+"/metrics"); m.get("jwtgate_ready", "check=auth_service") != 0 || m.get("jwtgate_ready", "check=database") != 1 {
+	if m := scrape(t, miscMetricsURL(t, gw)); m.get("jwtgate_ready", "check=auth_service") != 0 || m.get("jwtgate_ready", "check=database") != 1 {
 		t.Fatalf("jwtgate_ready: auth_service %v database %v, want 0 and 1",
 			m.get("jwtgate_ready", "check=auth_service"), m.get("jwtgate_ready", "check=database"))
 	}
@@ -180,7 +180,7 @@ func TestMetricsCountersMove(t *testing.T) {
 	wantError(t, get(t, gw.URL+"/api/things", refresh), http.StatusUnauthorized, "token_not_valid")
 	wantError(t, get(t, gw.URL+"/nowhere", ""), http.StatusNotFound, "not_found")
 
-	m := scrape(t, gw.URL+"/metrics")
+	m := scrape(t, miscMetricsURL(t, gw))
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -376,7 +376,7 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 	if got := verifyCalls(); got != calls {
 		t.Fatalf("verify calls while open: %d, want %d (no call home)", got, calls)
 	}
-	m := scrape(t, gw.URL+"/metrics")
+	m := scrape(t, miscMetricsURL(t, gw))
 	if m.get("jwtgate_auth_circuit_state", "state=open") != 1 || m.get("jwtgate_auth_service_call_duration_seconds_count", "endpoint=verify", "outcome=circuit_open") != 1 {
 		t.Fatalf("metrics: open=%v circuit_open calls=%v", m.get("jwtgate_auth_circuit_state", "state=open"),
 			m.get("jwtgate_auth_service_call_duration_seconds_count", "endpoint=verify", "outcome=circuit_open"))
@@ -393,7 +393,7 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 	if got := verifyCalls(); got != calls+1 {
 		t.Fatalf("verify calls after the cool-down: %d, want %d (one trial call)", got, calls+1)
 	}
-	if m := scrape(t, gw.URL+"/metrics"); m.get("jwtgate_auth_circuit_state", "state=closed") != 1 {
+	if m := scrape(t, miscMetricsURL(t, gw)); m.get("jwtgate_auth_circuit_state", "state=closed") != 1 {
 		t.Fatalf("circuit not closed after a successful trial call")
 	}
 }
@@ -428,7 +428,7 @@ func TestStaleGraceServesCachedVerdictDuringOutage(t *testing.T) {
 			if tc.grace != "0s" {
 				want = 2
 			}
-			if got := scrape(t, gw.URL+"/metrics").get("jwtgate_verify_cache_stale_served_total"); got != want {
+			if got := scrape(t, miscMetricsURL(t, gw)).get("jwtgate_verify_cache_stale_served_total"); got != want {
 				t.Fatalf("stale served = %v, want %v", got, want)
 			}
 		})

@@ -159,7 +159,7 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 		if v.Status != http.StatusOK {
 			t.Fatalf("auth service verify of the access token: %d, want 200", v.Status)
 		}
-		if r := scrape(t, b.URL+"/metrics"); r.get("jwtgate_peer_messages_total", "direction=received", "kind=token") < 2 {
+		if r := scrape(t, miscMetricsURL(t, b)); r.get("jwtgate_peer_messages_total", "direction=received", "kind=token") < 2 {
 			t.Fatalf("B received %v token messages, want 2 (refresh and access)", r.get("jwtgate_peer_messages_total", "direction=received", "kind=token"))
 		}
 		// Another session of the same user is untouched.
@@ -210,8 +210,9 @@ func TestBlacklistEvictsOnEveryReplica(t *testing.T) {
 	if r := call(t, http.MethodPost, a.URL+"/auth/token/blacklist/", "application/json", body); r.Status != http.StatusOK {
 		t.Fatalf("logout via A: %d %s", r.Status, r.Body)
 	}
+	bMetrics := miscMetricsURL(t, b)
 	eventually(t, time.Second, func() string {
-		if r := scrape(t, b.URL+"/metrics"); r.get("jwtgate_peer_messages_total", "direction=received", "kind=token") < 2 {
+		if r := scrape(t, bMetrics); r.get("jwtgate_peer_messages_total", "direction=received", "kind=token") < 2 {
 			return "B has not heard of the logout"
 		}
 		return ""

@@ -48,6 +48,7 @@ func TestSIGTERMFinishesInFlightRequestsAndExitsZero(t *testing.T) {
 	cfg := filepath.Join(dir, "settings.yaml")
 	yaml := fmt.Sprintf(`
 listen: "127.0.0.1:0"
+metrics_listen: "127.0.0.1:0"
 shutdown_timeout: 10s
 auth_service:
   url: %q

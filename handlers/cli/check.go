@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"jwtgate/handlers"
 	"jwtgate/handlers/authn"
 	"jwtgate/models"
 	"jwtgate/remote"
@@ -80,6 +81,21 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		}
 	}
 
+	if it := s.IdentityToken; it.Enabled && it.KeyFile != "" {
+		fmt.Fprintf(out, "identity_token.key_file (%s):\n", it.KeyFile)
+		switch st, err := handlers.CheckIdentityKey(it); {
+		case err != nil:
+			problem("%v", err)
+		case st == handlers.IdentityKeyToGenerate:
+			fmt.Fprintf(out, "  ok (absent: serve generates a %s key there on first start)\n", it.Algorithm)
+		case st == handlers.IdentityKeyLooseMode:
+			warnings++
+			fmt.Fprintf(out, "  warning: the private key is readable by others; chmod 600 %s\n", it.KeyFile)
+		default:
+			fmt.Fprintln(out, "  ok")
+		}
+	}
+
 	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	st, err := models.OpenStore(dctx, s.Database, time.Now)
@@ -87,6 +103,9 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	if err != nil {
 		problem("cannot open it: %v (check database.driver and database.dsn, or $%s)", err, models.EnvDatabaseDSN)
 	} else {
+		for _, note := range st.Notes() {
+			fmt.Fprintf(out, "  fixed: %s\n", note)
+		}
 		n, lerr := st.Users(ctx)
 		if lerr != nil {
 			problem("cannot read users: %v", lerr)

@@ -36,6 +36,8 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 
 	servers := []*http.Server{newServer(gw.Handler)}
 	addrs := []string{s.Listen}
+	// /metrics only ever on its own address (default 127.0.0.1:9090);
+	// metrics_listen: "" turns it off.
 	if s.MetricsListen != "" {
 		servers = append(servers, newServer(gw.Metrics))
 		addrs = append(addrs, s.MetricsListen)
@@ -47,12 +49,20 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 			for _, started := range servers[:i] {
 				_ = started.Close()
 			}
+			if i == 1 {
+				return fmt.Errorf("metrics_listen: listen on %s: %w (the default is 127.0.0.1:9090, also Prometheus' own port: "+
+					"set metrics_listen to a free address, or to \"\" to turn /metrics off)", addrs[i], err)
+			}
 			return fmt.Errorf("listen on %s: %w", addrs[i], err)
 		}
 		go func() { errc <- srv.Serve(ln) }()
 		addrs[i] = ln.Addr().String()
 	}
-	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", s.MetricsListen, "auth_service", s.AuthService.URL,
+	metricsAt := "off"
+	if len(addrs) > 1 {
+		metricsAt = addrs[1]
+	}
+	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", metricsAt, "auth_service", s.AuthService.URL,
 		"database", s.Database.Driver, "routes", len(s.Routes), "version", e.version)
 
 	select {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,7 +100,8 @@ func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tACTIVE\tSTAFF\tFETCHED")
 		for _, u := range us {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", u.ID, u.Username, u.Email, u.IsActive, u.IsStaff, u.FetchedAt.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", termField(u.ID), termField(u.Username), termField(u.Email),
+				u.IsActive, u.IsStaff, u.FetchedAt.UTC().Format(time.RFC3339))
 		}
 		return tw.Flush()
 	case "show":
@@ -133,10 +135,17 @@ func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	return nil
 }
 
+// writeJSON prints v as indented JSON with every non-printable character
+// escaped (termJSON), so a mirrored value cannot drive the terminal.
 func writeJSON(e *env, v any) error {
-	enc := json.NewEncoder(e.stdout)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := e.stdout.Write(termJSON(b.Bytes()))
+	return err
 }
 
 // parseAge is a Go duration, or a whole number of days ("30d").

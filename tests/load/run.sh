@@ -102,7 +102,7 @@ wait_lines() {
 }
 
 # start NAME CMD...: run a server that prints its URL first; sets url[NAME].
-declare -A url pid
+declare -A url pid metrics_url
 start() {
   local name=$1; shift
   "$@" >"$work/$name.out" 2>"$work/$name.err" &
@@ -138,7 +138,12 @@ gateway() {
     keys: [\"env:LOAD_HS256_SECRET\"]
     algorithms: [HS256]" ;;
   esac
+  local port mport i
+  port=$("$kit" freeport)
+  mport=$("$kit" freeport)
+  metrics_url[$name]=http://127.0.0.1:$mport/metrics
   cat >"$work/$name.yaml" <<EOF
+metrics_listen: "127.0.0.1:$mport"
 auth_service:
   url: "${url[fakeauth]}"
 auth:
@@ -161,8 +166,6 @@ routes:
   - path: "/api/"
     upstream: "${url[upstream]}"
 EOF
-  local port i
-  port=$("$kit" freeport)
   local cmd=("$work/jwtgate")
   [ -n "$profdir" ] && cmd=("$kit" gateway -cpuprofile "$profdir/$name.pprof" -memprofile "$profdir/$name.heap" --)
   JWTGATE_LISTEN=127.0.0.1:$port "${cmd[@]}" serve --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
@@ -298,8 +301,8 @@ if ((memory)); then
   sleep 1
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[mem]}/status")
   hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${pid[mem]}/status")
-  # The Go runtime's own account, when the gateway serves /metrics.
-  gostats=$(curl -fsS "${url[mem]}/metrics" 2>/dev/null | awk '
+  # The Go runtime's own account, from /metrics on metrics_listen.
+  gostats=$(curl -fsS "${metrics_url[mem]}" 2>/dev/null | awk '
     /^go_memstats_heap_inuse_bytes / { inuse = $2 } /^go_memstats_heap_idle_bytes / { idle = $2 }
     /^go_memstats_heap_released_bytes / { rel = $2 } /^go_memstats_sys_bytes / { sys = $2 }
     END { if (sys) printf "; Go heap in use %.1f MB, idle not yet returned %.1f MB, from the OS %.1f MB", inuse/1048576, (idle-rel)/1048576, sys/1048576 }' || true)

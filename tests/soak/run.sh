@@ -63,7 +63,9 @@ export LOADKIT_SECRET=$secret FAKEAUTH_SECRET=$secret
 start upstream "$work/loadkit" upstream -listen 127.0.0.1:0
 start fakeauth "$work/fakeauth" -listen 127.0.0.1:0 -users 1000 -access-ttl 3h
 
+mport=$("$work/loadkit" freeport)
 cat >"$work/settings.yaml" <<EOF
+metrics_listen: "127.0.0.1:$mport"
 auth_service:
   url: "${url[fakeauth]}"
 auth:
@@ -95,8 +97,8 @@ for i in $(seq 1 200); do
 done
 metrics=""
 # (Read whole first: grep -q would stop early and pipefail would blame curl.)
-body=$(curl -fsS "$gw/metrics" 2>/dev/null || true)
-grep -q '^go_goroutines ' <<<"$body" && metrics=$gw/metrics
+body=$(curl -fsS "http://127.0.0.1:$mport/metrics" 2>/dev/null || true)
+grep -q '^go_goroutines ' <<<"$body" && metrics=http://127.0.0.1:$mport/metrics
 
 echo "soak: $minutes minute(s) at $rate requests/s against $gw (pid $gw_pid); samples every 10s" >&2
 status=0
