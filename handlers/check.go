@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,6 +58,10 @@ func handleCheck(g gate, table *routeTable, idn identity, trusted trustedProxies
 			return
 		}
 		p, err := g.admit(r.Context(), rt, r.Header, method, clean)
+		if errors.Is(err, errHeaderSpellings) {
+			errCheckHeaderSpellings.abort(c)
+			return
+		}
 		if err != nil {
 			fail(c, g.log, err)
 			return

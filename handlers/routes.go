@@ -76,7 +76,7 @@ func newRouter(d routerDeps) *gin.Engine {
 		r.GET("/metrics", gin.WrapH(d.metrics.Handler()))
 	}
 
-	g := gate{log: d.log, cr: cr, auth: d.auth}
+	g := gate{log: d.log, cr: cr, auth: d.auth, headers: newHeaderRules(d.identity, cr.header), trusted: d.trusted}
 	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted))
 	if d.signer != nil {
 		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))
