@@ -65,12 +65,17 @@ func isAlias(name string) bool {
 // way for the proxy and for forward-auth, in place:
 //   - every header in the identity namespace goes, in any spelling;
 //   - an owned header goes in any spelling but the dash one;
+//   - a header the client names in Connection goes, unless the gateway
+//     owns it: ReverseProxy would remove it from the outbound request, so
+//     the rule must not see it either (the owned ones the gateway sets on
+//     the outbound request itself);
 //   - one header name left in two spellings is errHeaderSpellings;
 //   - when the rule reads request.headers, every header spelled with '_'
 //     or '.' goes, so the rule and every upstream (one that folds names and
 //     one that does not) see the same headers.
 func (hr headerRules) clean(h http.Header, ruleReadsHeaders bool) error {
 	hr.idn.strip(h)
+	hr.dropConnectionListed(h)
 	seen := make(map[string]string, len(h))
 	for k := range h {
 		folded := normalizeHeaderName(k)
@@ -93,14 +98,31 @@ func (hr headerRules) clean(h http.Header, ruleReadsHeaders bool) error {
 	return nil
 }
 
+// dropConnectionListed removes the headers named in Connection that the
+// gateway does not own.
+func (hr headerRules) dropConnectionListed(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			name = textproto.TrimString(name)
+			if name != "" && !hr.isOwned(normalizeHeaderName(name)) {
+				h.Del(name)
+			}
+		}
+	}
+}
+
+// forwardedNames are the folded names of forwarded metadata outside the
+// X-Forwarded- namespace.
+var forwardedNames = map[string]bool{"x-real-ip": true, "forwarded": true, "x-original-uri": true, "x-original-method": true}
+
 // dropForwarded removes the forwarded metadata of a client that is not a
-// trusted proxy (X-Forwarded-*, X-Real-IP, Forwarded), before its rule
-// runs: the upstream never gets the client's values, so the rule must not
-// see them either.
+// trusted proxy (X-Forwarded-*, X-Real-IP, Forwarded, X-Original-URI and
+// -Method), before its rule runs: only a trusted proxy's is believed or
+// passed on, so the rule must not see a client's either.
 func dropForwarded(h http.Header) {
 	for k := range h {
 		f := normalizeHeaderName(k)
-		if strings.HasPrefix(f, forwardedPrefix) || f == "x-real-ip" || f == "forwarded" {
+		if strings.HasPrefix(f, forwardedPrefix) || forwardedNames[f] {
 			delete(h, k)
 		}
 	}
