@@ -226,7 +226,7 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 			errorFor(r.Context(), g.log, err).abort(c)
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), outboundKey{}, own))
+		r = r.WithContext(withOutbound(r.Context(), own))
 		r.URL.Path, r.URL.RawPath = clean, ""
 		if r.Body != nil && r.Body != http.NoBody {
 			b := &clientBody{ReadCloser: r.Body}

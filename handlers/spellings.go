@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -98,14 +99,21 @@ func (hr headerRules) clean(h http.Header, ruleReadsHeaders bool) error {
 	return nil
 }
 
+// hopByHop are the folded names ReverseProxy itself handles (an Upgrade
+// for a WebSocket, Te: trailers): never dropped here.
+var hopByHop = map[string]bool{
+	"connection": true, "proxy-connection": true, "keep-alive": true, "proxy-authenticate": true,
+	"proxy-authorization": true, "te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
+}
+
 // dropConnectionListed removes the headers named in Connection that the
-// gateway does not own.
+// gateway does not own and ReverseProxy does not handle itself.
 func (hr headerRules) dropConnectionListed(h http.Header) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
-			name = textproto.TrimString(name)
-			if name != "" && !hr.isOwned(normalizeHeaderName(name)) {
-				h.Del(name)
+			f := normalizeHeaderName(textproto.TrimString(name))
+			if f != "" && !hr.isOwned(f) && !hopByHop[f] {
+				h.Del(textproto.TrimString(name))
 			}
 		}
 	}
@@ -131,6 +139,12 @@ func dropForwarded(h http.Header) {
 // outboundKey carries a proxied request's outbound headers from
 // handleProxy to the route's Rewrite.
 type outboundKey struct{}
+
+// withOutbound returns ctx carrying a request's outbound headers for
+// setOutbound.
+func withOutbound(ctx context.Context, own http.Header) context.Context {
+	return context.WithValue(ctx, outboundKey{}, own)
+}
 
 // setOutbound writes the headers handleProxy decided (identity, the
 // identity token, X-Request-Id and the forwarded token) on the outbound
