@@ -173,6 +173,10 @@ func TestHostileRequests(t *testing.T) {
 		{"Content-Length negative", rawRequest("POST", "/open/x", []string{"Content-Length: -1"}, ""), http.StatusBadRequest, true, false},
 		{"HTTP/0.9 request line", []byte("GET /open/x\r\n\r\n"), 0, true, false},
 		{"identity headers without a token", rawRequest("GET", "/api/x", []string{"X-User-Id: 1", "X_User_Is_Staff: true"}, ""), http.StatusUnauthorized, false, false},
+		{"one header in two spellings", rawRequest("GET", "/open/x", []string{"X-Tenant: a", "X_Tenant: b"}, ""), http.StatusBadRequest, false, false},
+		{"dash and dot spellings", rawRequest("GET", "/open/x", []string{"X.Tenant: a", "x-tenant: b"}, ""), http.StatusBadRequest, false, false},
+		{"Connection names the gateway's headers", rawRequest("GET", "/open/x", []string{"Connection: close, X-Request-Id, X-Forwarded-For, X-User-Id, Authorization"}, ""), http.StatusOK, false, false},
+		{"alias spellings of forwarded headers", rawRequest("GET", "/open/x", []string{"X_Real_IP: 6.6.6.6", "X.Forwarded.Host: evil", "X_Forwarded_For: 6.6.6.6"}, ""), http.StatusOK, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
