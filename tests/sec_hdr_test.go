@@ -382,7 +382,7 @@ func TestSecHdrAliasSpellingsToWSGI(t *testing.T) {
 	owned := []string{
 		"X-Real-IP", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 		"X-Forwarded-Prefix", "X-Forwarded-Uri", "X-Request-Id", "X-Original-URI", "X-User-Id", "X-User-Token",
-		"X-User-Is-Staff",
+		"X-User-Is-Staff", "X-Forwarded-Ssl",
 	}
 	for _, from := range []string{"127.0.0.1", "127.0.0.3"} {
 		trusted := from == "127.0.0.3"
@@ -427,7 +427,7 @@ func TestSecHdrAliasSpellingsToWSGI(t *testing.T) {
 		}
 	}
 	// Every alias of every owned header at once, with the dash spellings.
-	var lines []string
+	lines := []string{"Forwarded: for=evil", "forwarded: host=evil"}
 	for _, name := range owned {
 		lines = append(lines, name+": evil")
 		for _, alias := range hdrAliases(name) {
