@@ -82,20 +82,20 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 // setForwarded writes X-Forwarded-For/-Host/-Proto and X-Real-IP on the
 // outbound request. ReverseProxy has already removed the client's
 // X-Forwarded-For/-Host/-Proto and every hop-by-hop header; a trusted
-// proxy's chain, original host and scheme and X-Real-IP are copied from the
-// inbound request (so a Connection header cannot remove them), with the
-// proxy's own address appended to the chain. Anyone else's X-Real-IP is
-// removed.
+// proxy's forwarded metadata (its chain, original host and scheme, the rest
+// of X-Forwarded-*, X-Real-IP, X-Original-URI/-Method) is copied from the
+// inbound request, so a Connection header cannot remove it, with the
+// proxy's own address appended to the chain. Anyone else's never reaches
+// here (dropForwarded).
 func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
 	in := pr.In.Header
 	out := pr.Out.Header
 	out.Del("X-Real-Ip")
 	if trusted {
-		if v := in.Values("X-Forwarded-For"); len(v) > 0 {
-			out["X-Forwarded-For"] = v
-		}
-		if v := in.Values("X-Real-Ip"); len(v) > 0 {
-			out["X-Real-Ip"] = v
+		for k, v := range in {
+			if f := normalizeHeaderName(k); !isAlias(k) && (strings.HasPrefix(f, forwardedPrefix) || forwardedNames[f]) && f != "forwarded" {
+				out[k] = v
+			}
 		}
 	}
 	pr.SetXForwarded()

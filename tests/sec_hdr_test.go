@@ -126,7 +126,8 @@ func TestSecHdrConnectionCannotStripGatewayHeaders(t *testing.T) {
 		{"everything, forward_token false", "127.0.0.1", "/internal/x", []string{"Connection: " + all}, false},
 		{"trusted proxy lists its own headers", "127.0.0.3", "/api/x", []string{
 			"X-Forwarded-For: 203.0.113.7", "X-Real-IP: 203.0.113.7", "X-Forwarded-Host: shop.example", "X-Forwarded-Proto: https",
-			"Connection: " + all,
+			"X-Forwarded-Port: 443", "X-Forwarded-Prefix: /shop",
+			"Connection: " + all + ", X-Forwarded-Port", "Connection: x-forwarded-prefix",
 		}, true},
 	}
 	for _, tt := range tests {
@@ -154,6 +155,8 @@ func TestSecHdrConnectionCannotStripGatewayHeaders(t *testing.T) {
 				want["X-Forwarded-Host"] = "shop.example"
 				want["X-Forwarded-Proto"] = "https"
 				want["X-Real-Ip"] = "203.0.113.7"
+				want["X-Forwarded-Port"] = "443"
+				want["X-Forwarded-Prefix"] = "/shop"
 			}
 			if tt.path == "/internal/x" {
 				delete(want, "Authorization")
