@@ -78,15 +78,7 @@ func foldHeaderByte(c byte) byte {
 // spoofed reports whether a header name falls in the identity namespace in
 // any spelling, without allocating.
 func (idn identity) spoofed(name string) bool {
-	if len(name) < len(idn.norm) {
-		return false
-	}
-	for i := 0; i < len(idn.norm); i++ {
-		if foldHeaderByte(name[i]) != idn.norm[i] {
-			return false
-		}
-	}
-	return true
+	return foldedHasPrefix(name, idn.norm)
 }
 
 // strip removes every header in the identity namespace.

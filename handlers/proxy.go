@@ -93,7 +93,7 @@ func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
 	out.Del("X-Real-Ip")
 	if trusted {
 		for k, v := range in {
-			if f := normalizeHeaderName(k); !isAlias(k) && (strings.HasPrefix(f, forwardedPrefix) || forwardedNames[f]) && f != "forwarded" {
+			if !isAlias(k) && isForwardedMeta(k) && k != "Forwarded" {
 				out[k] = v
 			}
 		}

@@ -62,6 +62,16 @@ func isAlias(name string) bool {
 	return strings.ContainsAny(name, "_.")
 }
 
+// hasAlias reports whether any header name is spelled with '_' or '.'.
+func hasAlias(h http.Header) bool {
+	for k := range h {
+		if isAlias(k) {
+			return true
+		}
+	}
+	return false
+}
+
 // clean prepares a request's headers before its allow rule runs, the same
 // way for the proxy and for forward-auth, in place:
 //   - every header in the identity namespace goes, in any spelling;
@@ -76,7 +86,14 @@ func isAlias(name string) bool {
 //     one that does not) see the same headers.
 func (hr headerRules) clean(h http.Header, ruleReadsHeaders bool) error {
 	hr.idn.strip(h)
-	hr.dropConnectionListed(h)
+	if _, ok := h["Connection"]; ok {
+		hr.dropConnectionListed(h)
+	}
+	if !hasAlias(h) {
+		// Keys without '_' or '.' are canonical, so no two of them fold
+		// together: the common request costs no allocation here.
+		return nil
+	}
 	seen := make(map[string]string, len(h))
 	for k := range h {
 		folded := normalizeHeaderName(k)
@@ -129,11 +146,42 @@ var forwardedNames = map[string]bool{"x-real-ip": true, "forwarded": true, "x-or
 // passed on, so the rule must not see a client's either.
 func dropForwarded(h http.Header) {
 	for k := range h {
-		f := normalizeHeaderName(k)
-		if strings.HasPrefix(f, forwardedPrefix) || forwardedNames[f] {
+		if isForwardedMeta(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// isForwardedMeta reports whether a header name, in any spelling, is
+// forwarded metadata (the X-Forwarded- namespace or forwardedNames),
+// without allocating.
+func isForwardedMeta(name string) bool {
+	if foldedHasPrefix(name, forwardedPrefix) {
+		return true
+	}
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return false // longer than any of forwardedNames
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		b[i] = foldHeaderByte(name[i])
+	}
+	return forwardedNames[string(b)] // no allocation for a map index
+}
+
+// foldedHasPrefix reports whether name, folded, starts with the folded
+// prefix.
+func foldedHasPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if foldHeaderByte(name[i]) != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // outboundKey carries a proxied request's outbound headers from
