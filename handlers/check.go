@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -105,6 +106,10 @@ func handleCheck(g gate, table *routeTable, idn identity, trusted trustedProxies
 			return
 		}
 		pr, err := g.admit(r.Context(), rt, fwdStripIgnored(r.Header, mode), method, clean)
+		if errors.Is(err, errHeaderSpellings) {
+			errCheckHeaderSpellings.abort(c)
+			return
+		}
 		if err != nil {
 			fail(c, g.log, err)
 			return

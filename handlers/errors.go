@@ -23,6 +23,7 @@ const (
 	codePermissionDenied = "permission_denied"
 	codeNotFound         = "not_found"
 	codeParseError       = "parse_error"
+	codeBadRequest       = "bad_request"
 	codeMethodNotAllowed = "method_not_allowed"
 	codePayloadTooLarge  = "payload_too_large"
 	codeThrottled        = "throttled"
@@ -102,6 +103,8 @@ func errorFor(ctx context.Context, log *slog.Logger, err error) *apiError {
 		return errNotFound
 	case errors.Is(err, errAmbiguousCredential):
 		return errCredentialsBadRequest
+	case errors.Is(err, errHeaderSpellings):
+		return errBadHeaderSpellings
 	case errors.Is(err, models.ErrAuthUnavailable):
 		log.WarnContext(ctx, "auth service unavailable", "err", err)
 		return errAuthUnavailable

@@ -78,15 +78,7 @@ func foldHeaderByte(c byte) byte {
 // spoofed reports whether a header name falls in the identity namespace in
 // any spelling, without allocating.
 func (idn identity) spoofed(name string) bool {
-	if len(name) < len(idn.norm) {
-		return false
-	}
-	for i := 0; i < len(idn.norm); i++ {
-		if foldHeaderByte(name[i]) != idn.norm[i] {
-			return false
-		}
-	}
-	return true
+	return foldedHasPrefix(name, idn.norm)
 }
 
 // strip removes every header in the identity namespace.
@@ -99,36 +91,60 @@ func (idn identity) strip(h http.Header) {
 }
 
 // identityValues are a user's identity header values, built once per
-// cached user record. Each slice has cap == len, so an append elsewhere
-// copies instead of writing into the shared array.
-type identityValues struct {
-	id, email, username, staff, superuser []string
+// cached user record: the standard headers in a fixed order, an empty value
+// left out. Each value slice has cap == len, so an append elsewhere copies
+// instead of writing into the shared array.
+type identityValues []identityHeader
+
+// identityHeader is one identity header and its value.
+type identityHeader struct {
+	name  string
+	value []string
+}
+
+// standard lists the identity headers every authenticated request carries,
+// with the user's value for each. A new identity header is one line here.
+func (idn identity) standard(u *models.User) []identityHeader {
+	return []identityHeader{
+		{idn.id, []string{headerValue(u.ID)}},
+		{idn.email, []string{headerValue(u.Email)}},
+		{idn.username, []string{headerValue(u.Username)}},
+		{idn.staff, []string{strconv.FormatBool(u.IsStaff)}},
+		{idn.superuser, []string{strconv.FormatBool(u.IsSuperuser)}},
+	}
 }
 
 // values builds a user's identity header values (authn.Authenticator.Derive).
+// A header whose value is empty (a user with no username, say) is omitted:
+// an upstream then sees no header rather than an empty one.
 func (idn identity) values(u *models.User) any {
-	one := func(s string) []string { return []string{s}[:1:1] }
-	return &identityValues{
-		id: one(headerValue(u.ID)), email: one(headerValue(u.Email)), username: one(headerValue(u.Username)),
-		staff: one(strconv.FormatBool(u.IsStaff)), superuser: one(strconv.FormatBool(u.IsSuperuser)),
+	all := idn.standard(u)
+	v := make(identityValues, 0, len(all))
+	for _, h := range all {
+		if h.value[0] != "" {
+			v = append(v, identityHeader{h.name, h.value[:1:1]})
+		}
 	}
+	return v
 }
 
 // set writes the caller's identity for a route: the standard headers, the
-// route's extra fields and, when enabled, the signed identity token.
+// route's extra fields and, when enabled, the signed identity token. Empty
+// values are left out; the caller has already removed the client's
+// headers in the identity namespace.
 func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
-	v, ok := p.Derived.(*identityValues)
+	v, ok := p.Derived.(identityValues)
 	if !ok {
-		v = idn.values(p.User).(*identityValues)
+		v = idn.values(p.User).(identityValues)
 	}
-	h[idn.id] = v.id
-	h[idn.email] = v.email
-	h[idn.username] = v.username
-	h[idn.staff] = v.staff
-	h[idn.superuser] = v.superuser
+	for _, ih := range v {
+		h[ih.name] = ih.value
+	}
 	for _, f := range rt.fields {
 		if v, ok := p.Attrs[f.name]; ok && v != nil {
-			h[f.header] = []string{headerValue(v)}
+			if s := headerValue(v); s != "" {
+				h[f.header] = []string{s}
+			}
 		}
 	}
 	if idn.signer == nil {

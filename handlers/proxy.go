@@ -60,6 +60,7 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 				}
 				pr.SetURL(target)
 				setForwarded(pr, trusted.fromTrusted(pr.In))
+				setOutbound(pr.Out.Header, pr.In)
 			},
 			Transport:  instrumented{next: transport, route: m.Route(r.Name)},
 			BufferPool: buffers,
@@ -78,25 +79,30 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 	return t, nil
 }
 
-// setForwarded writes X-Forwarded-For/-Host/-Proto. ReverseProxy has
-// already removed the client's; a trusted proxy's chain and original host
-// and scheme are kept, with the proxy's own address appended to the chain.
-// X-Real-IP, which ReverseProxy leaves alone, is believed only from a
-// trusted proxy too.
+// setForwarded writes X-Forwarded-For/-Host/-Proto and X-Real-IP on the
+// outbound request. ReverseProxy has already removed the client's
+// X-Forwarded-For/-Host/-Proto and every hop-by-hop header; a trusted
+// proxy's forwarded metadata (its chain, original host and scheme, the rest
+// of X-Forwarded-*, X-Real-IP, X-Original-URI/-Method) is copied from the
+// inbound request, so a Connection header cannot remove it, with the
+// proxy's own address appended to the chain. Anyone else's never reaches
+// here (dropForwarded).
 func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
 	in := pr.In.Header
+	out := pr.Out.Header
+	out.Del("X-Real-Ip")
 	if trusted {
-		if v := in.Values("X-Forwarded-For"); len(v) > 0 {
-			pr.Out.Header["X-Forwarded-For"] = v
+		for k, v := range in {
+			if !isAlias(k) && isForwardedMeta(k) && k != "Forwarded" {
+				out[k] = v
+			}
 		}
-	} else {
-		pr.Out.Header.Del("X-Real-Ip")
 	}
 	pr.SetXForwarded()
 	if trusted {
 		for _, k := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
 			if v := in.Get(k); v != "" {
-				pr.Out.Header.Set(k, v)
+				out.Set(k, v)
 			}
 		}
 	}
@@ -148,15 +154,22 @@ func (r *route) allowsMethod(m string) bool {
 // gate authenticates and authorises a request for a route: the decision
 // the proxy and /auth/check share.
 type gate struct {
-	log  *slog.Logger
-	cr   credentials
-	auth authenticator
+	log     *slog.Logger
+	cr      credentials
+	auth    authenticator
+	headers headerRules
+	trusted trustedProxies
 }
 
 // admit returns the caller (nil when anonymous on an optional route, or
 // on an auth: none route) or the error to answer with fail. method and
 // clean are the request as the allow rule sees it; h carries the token.
+// h is first cleaned in place (headerRules.clean): the rule sees only
+// headers the upstream gets in the same spelling.
 func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string) (*authn.Principal, error) {
+	if err := g.headers.clean(h, rt.Rule != nil && rt.Rule.NeedsHeaders()); err != nil {
+		return nil, err
+	}
 	var p *authn.Principal
 	if rt.Auth != models.AuthNone {
 		raw, present, err := g.cr.extract(h)
@@ -197,6 +210,9 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 			newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", r.Method)).abort(c)
 			return
 		}
+		if !g.trusted.fromTrusted(r) {
+			dropForwarded(r.Header)
+		}
 		p, err := g.admit(r.Context(), rt, r.Header, r.Method, clean)
 		if err != nil {
 			fail(c, g.log, err)
@@ -205,16 +221,12 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 		if p != nil {
 			c.Set(principalKey, p)
 		}
-		idn.strip(r.Header)
-		if p != nil {
-			if err := idn.set(r.Header, p, rt); err != nil {
-				errorFor(r.Context(), g.log, err).abort(c)
-				return
-			}
+		own, err := g.outbound(r.Header, p, rt, idn)
+		if err != nil {
+			errorFor(r.Context(), g.log, err).abort(c)
+			return
 		}
-		if !rt.ForwardsToken() {
-			r.Header.Del(g.cr.header)
-		}
+		r = r.WithContext(withOutbound(r.Context(), own))
 		r.URL.Path, r.URL.RawPath = clean, ""
 		if r.Body != nil && r.Body != http.NoBody {
 			b := &clientBody{ReadCloser: r.Body}
@@ -230,6 +242,31 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 		}
 		rt.proxy.ServeHTTP(c.Writer, r)
 	}
+}
+
+// outbound returns the headers the gateway itself sends upstream, which
+// the route's Rewrite writes on the outbound request: the caller's
+// identity (nil p: none), X-Request-Id and, when the route forwards it, the
+// token header. The client's token header is removed from in when the
+// route does not forward it.
+func (g gate) outbound(in http.Header, p *authn.Principal, rt *route, idn identity) (http.Header, error) {
+	own := http.Header{}
+	if p != nil {
+		if err := idn.set(own, p, rt); err != nil {
+			return nil, err
+		}
+	}
+	if v := in.Values(headerRequestID); len(v) > 0 {
+		own[headerRequestID] = v
+	}
+	if tok := canonicalHeader(g.cr.header); rt.ForwardsToken() {
+		if v := in.Values(tok); len(v) > 0 {
+			own[tok] = v
+		}
+	} else {
+		in.Del(tok)
+	}
+	return own, nil
 }
 
 // errUpstreamSlow is the cancel cause when a route's timeout passes before

@@ -76,7 +76,7 @@ func newRouter(d routerDeps) *gin.Engine {
 	// jwtgate_auth_refusals_total{reason} would tell a client why its
 	// token was refused.
 
-	g := gate{log: d.log, cr: cr, auth: d.auth}
+	g := gate{log: d.log, cr: cr, auth: d.auth, headers: newHeaderRules(d.identity, cr.header), trusted: d.trusted}
 	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted, s.ForwardAuth.Headers))
 	if d.signer != nil {
 		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))

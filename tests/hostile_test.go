@@ -179,6 +179,10 @@ func TestHostileRequests(t *testing.T) {
 		// /metrics is served on metrics_listen only: refusal reasons stay private.
 		{"metrics on the public listener", rawRequest("GET", "/metrics", nil, ""), http.StatusNotFound, false, false},
 		{"metrics escaped on the public listener", rawRequest("GET", "/%6d%65trics?x=1", nil, ""), http.StatusNotFound, false, false},
+		{"one header in two spellings", rawRequest("GET", "/open/x", []string{"X-Tenant: a", "X_Tenant: b"}, ""), http.StatusBadRequest, false, false},
+		{"dash and dot spellings", rawRequest("GET", "/open/x", []string{"X.Tenant: a", "x-tenant: b"}, ""), http.StatusBadRequest, false, false},
+		{"Connection names the gateway's headers", rawRequest("GET", "/open/x", []string{"Connection: close, X-Request-Id, X-Forwarded-For, X-User-Id, Authorization"}, ""), http.StatusOK, false, false},
+		{"alias spellings of forwarded headers", rawRequest("GET", "/open/x", []string{"X_Real_IP: 6.6.6.6", "X.Forwarded.Host: evil", "X_Forwarded_For: 6.6.6.6"}, ""), http.StatusOK, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
