@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,13 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// defaultSettings is the repository's commented settings.yaml, built in so
+// that `jwtgate serve` runs anywhere without a file and `jwtgate config`
+// prints it to start from.
+//
+//go:embed settings.yaml
+var defaultSettings []byte
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -33,5 +41,5 @@ func main() {
 
 // run runs one command; see handlers/cli.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return cli.Run(ctx, args, getenv, stdout, stderr, version)
+	return cli.RunBuild(ctx, args, getenv, stdout, stderr, cli.Build{Version: version, Settings: defaultSettings})
 }

@@ -1,11 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -22,22 +23,20 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		return fmt.Errorf("check takes no arguments, got %q", args)
 	}
 	out := e.stdout
-	path := e.settingsPath()
 	problems, warnings := 0, 0
 	problem := func(format string, a ...any) {
 		problems++
 		fmt.Fprintf(out, "  problem: "+format+"\n", a...)
 	}
 
-	fmt.Fprintf(out, "settings %s:\n", path)
-	f, err := os.Open(path)
+	source, data, err := e.settingsSource()
+	fmt.Fprintf(out, "settings %s:\n", source)
 	if err != nil {
-		problem("cannot read it: %v (pass --config PATH or set $%s)", err, models.EnvConfig)
+		problem("%v", err)
 		fmt.Fprintf(out, "1 problem.\n")
 		return ErrFailed
 	}
-	s, err := models.LoadSettings(f, e.getenv)
-	f.Close()
+	s, err := models.LoadSettings(bytes.NewReader(data), e.getenv)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			line = strings.TrimPrefix(line, "settings: ")
@@ -82,18 +81,15 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 
 	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st, err := models.OpenStore(dctx, s.Database, time.Now)
+	n, err := models.InspectStore(dctx, s.Database)
 	cancel()
-	if err != nil {
+	switch {
+	case errors.Is(err, models.ErrNoDatabase):
+		fmt.Fprintln(out, "  ok: the file does not exist yet (serve creates it; check creates nothing)")
+	case err != nil:
 		problem("cannot open it: %v (check database.driver and database.dsn, or $%s)", err, models.EnvDatabaseDSN)
-	} else {
-		n, lerr := st.Users(ctx)
-		if lerr != nil {
-			problem("cannot read users: %v", lerr)
-		} else {
-			fmt.Fprintf(out, "  ok (%d mirrored users)\n", len(n))
-		}
-		_ = st.Close()
+	default:
+		fmt.Fprintf(out, "  ok (%d mirrored users)\n", n)
 	}
 
 	fmt.Fprintf(out, "auth service (%s):\n", s.AuthService.URL)
