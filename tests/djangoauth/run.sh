@@ -91,6 +91,8 @@ done
 
 serve="go run . serve"
 [ "$AUTH_LISTEN" = 127.0.0.1:8000 ] || serve="JWTGATE_AUTH_SERVICE_URL=http://$AUTH_LISTEN $serve"
+[ "$UPSTREAM_LISTEN" = 127.0.0.1:9001 ] ||
+  say "the example route in settings.yaml sends to http://127.0.0.1:9001: change its upstream to http://$UPSTREAM_LISTEN"
 cat <<MSG
 quickstart: ready: auth service on http://$AUTH_LISTEN, example upstream on http://$UPSTREAM_LISTEN
 quickstart: users alice@example.com / alice-password (services: [billing]) and bob@example.com / bob-password (staff)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from accounts.management.migrated import require_migrated
 from accounts.models import User
 
 # The quickstart's example users (tests/djangoauth/run.sh, README walk-through).
@@ -19,6 +20,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **opts):
+        require_migrated()
         for demo in DEMO_USERS:
             user = User.objects.filter(email__iexact=demo["email"]).first()
             if user is None:
