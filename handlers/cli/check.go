@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -80,6 +81,46 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	}
 
 	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))
+	if key := blamed(err, "database.driver", "database.dsn", "database"); key != "" {
+		fmt.Fprintf(out, "  skipped: fix %s first\n", key) // one problem, reported once
+	} else {
+		checkDatabase(ctx, s, out, problem)
+	}
+
+	fmt.Fprintf(out, "auth service (%s):\n", s.AuthService.URL)
+	if key := blamed(err, "auth_service.url", "auth_service"); key != "" {
+		fmt.Fprintf(out, "  skipped: fix %s first\n", key)
+	} else {
+		checkAuthService(ctx, s, out, problem)
+	}
+
+	fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
+	if problems > 0 {
+		return ErrFailed
+	}
+	return nil
+}
+
+// blamed returns the first of keys that a settings error names (as
+// "key: ..." or "key (line N): ..."), or "". A probe that such a key makes
+// pointless is skipped rather than reported as a second problem.
+func blamed(err error, keys ...string) string {
+	if err == nil {
+		return ""
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(line, "settings: ")
+		for _, k := range keys {
+			if strings.HasPrefix(line, k+":") || strings.HasPrefix(line, k+" (line") || strings.HasPrefix(line, k+"[") {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// checkDatabase reports on the user mirror without changing it.
+func checkDatabase(ctx context.Context, s models.Settings, out io.Writer, problem func(string, ...any)) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	n, err := models.InspectStore(dctx, s.Database)
 	cancel()
@@ -91,8 +132,10 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	default:
 		fmt.Fprintf(out, "  ok (%d mirrored users)\n", n)
 	}
+}
 
-	fmt.Fprintf(out, "auth service (%s):\n", s.AuthService.URL)
+// checkAuthService asks the auth service's verify endpoint.
+func checkAuthService(ctx context.Context, s models.Settings, out io.Writer, problem func(string, ...any)) {
 	rc, err := remote.New(s.AuthService, nil)
 	if err == nil {
 		err = rc.Probe(ctx)
@@ -102,12 +145,6 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	} else {
 		fmt.Fprintln(out, "  ok")
 	}
-
-	fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
-	if problems > 0 {
-		return ErrFailed
-	}
-	return nil
 }
 
 // yamlLine recognises yaml.v3's messages, which arrive joined by "; ".

@@ -313,3 +313,30 @@ database:
 		t.Fatal("serve did not stop")
 	}
 }
+
+// check reports a bad database or auth service setting once: the probe it
+// makes pointless is skipped, not reported as a second problem.
+func TestQuickCheckReportsABadKeyOnce(t *testing.T) {
+	fa := fakeauth.Start(t, fakeauth.Options{})
+	auth := "auth_service:\n  url: \"" + fa.URL() + "\"\n"
+	tests := []struct{ name, yaml, skipped string }{
+		{"bad driver", auth + "database:\n  driver: mysql\n", "database (mysql jwtgate.db):\n  skipped: fix database.driver first"},
+		{"empty dsn", auth + "database:\n  dsn: \"\"\n", "skipped: fix database.dsn first"},
+		{"scheme-less auth URL", "auth_service:\n  url: \"localhost:8000\"\n", "auth service (localhost:8000):\n  skipped: fix auth_service.url first"},
+		{"auth URL of the wrong type", "auth_service:\n  url: [1]\n", "skipped: fix auth_service.url first"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir) // jwtgate.db, if anything, would land here
+			cfg := filepath.Join(dir, "settings.yaml")
+			if err := os.WriteFile(cfg, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, _, err := runCLI(t, "check", "--config", cfg)
+			if !errors.Is(err, ErrFailed) || !strings.Contains(out, tt.skipped) || !strings.Contains(out, "1 problem,") {
+				t.Fatalf("check: %v\n%s\nwant %q and exactly 1 problem", err, out, tt.skipped)
+			}
+		})
+	}
+}
