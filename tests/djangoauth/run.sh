@@ -108,4 +108,5 @@ then log in through the gateway and call the example API (README.md, "A walk-thr
 
 Ctrl-C here stops the auth service and the upstream.
 MSG
-wait "${pids[@]}"
+# Until Ctrl-C, or until one of them exits (then the trap stops the other).
+wait -n "${pids[@]}" || say "a server exited (see above)" >&2
