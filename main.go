@@ -17,8 +17,11 @@ import (
 	"jwtgate/handlers/cli"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags
+// "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD) -X main.date=...";
+// commit and date are only needed where the Go toolchain's VCS stamp is off
+// (-buildvcs=false).
+var version, commit, date = "dev", "", ""
 
 // defaultSettings is the repository's commented settings.yaml, built in so
 // that `jwtgate serve` runs anywhere without a file and `jwtgate config`
@@ -41,5 +44,5 @@ func main() {
 
 // run runs one command; see handlers/cli.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return cli.RunBuild(ctx, args, getenv, stdout, stderr, cli.Build{Version: version, Settings: defaultSettings})
+	return cli.RunBuild(ctx, args, getenv, stdout, stderr, cli.Build{Version: version, Commit: commit, Date: date, Settings: defaultSettings})
 }

@@ -37,6 +37,7 @@ type env struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	version string
+	build   Build
 	// defaults is the commented default settings file built into the
 	// binary: used when no settings file is given or found.
 	defaults []byte
@@ -46,8 +47,10 @@ type env struct {
 
 // Build is what main builds into the binary.
 type Build struct {
-	// Version is set with -ldflags "-X main.version=...".
-	Version string
+	// Version, Commit and Date are set with -ldflags "-X main.version=...
+	// -X main.commit=... -X main.date=..."; the commit and its date come
+	// from the Go toolchain's VCS stamp when there is one.
+	Version, Commit, Date string
 	// Settings is the commented default settings.yaml (go:embed): served
 	// when there is no settings file and printed by `jwtgate config`.
 	Settings []byte
@@ -67,7 +70,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // as well as after it. It returns nil for success; any error means exit
 // status 1.
 func RunBuild(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, b Build) error {
-	e := &env{getenv: getenv, stdout: stdout, stderr: stderr, version: b.Version, defaults: b.Settings}
+	e := &env{getenv: getenv, stdout: stdout, stderr: stderr, version: b.Version, build: b, defaults: b.Settings}
 	global, name, args := splitCommand(args)
 	if name == "help" {
 		if len(args) > 0 {

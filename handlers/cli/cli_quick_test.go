@@ -106,7 +106,7 @@ func TestQuickVersionText(t *testing.T) {
 			{Key: "vcs.revision", Value: "0123456789abcdef"}, {Key: "vcs.time", Value: "2026-11-30T14:53:00Z"}, {Key: "vcs.modified", Value: "true"},
 		},
 	}
-	got := versionText("v1.4.0", bi)
+	got := versionText(Build{Version: "v1.4.0", Commit: "ldflags-commit"}, bi)
 	for _, want := range []string{
 		"jwtgate v1.4.0\n", "commit:  0123456789abcdef (with uncommitted changes)", "date:    2026-11-30T14:53:00Z",
 		"go:      go1.99.1 ", "github.com/gin-gonic/gin v1.12.0", "gorm.io/gorm v1.31.2", "github.com/expr-lang/expr v1.17.8 => ../expr",
@@ -121,11 +121,16 @@ func TestQuickVersionText(t *testing.T) {
 	// go install jwtgate@v2.0.0: the module version stands in for "dev";
 	// no build info at all still prints something useful.
 	bi.Main.Version = "v2.0.0"
-	if got := versionText("dev", bi); !strings.HasPrefix(got, "jwtgate v2.0.0\n") {
+	if got := versionText(Build{Version: "dev"}, bi); !strings.HasPrefix(got, "jwtgate v2.0.0\n") {
 		t.Errorf("installed module version not used:\n%s", got)
 	}
-	if got := versionText("dev", nil); !strings.Contains(got, "commit:  unknown") || !strings.Contains(got, "go:      go") {
+	if got := versionText(Build{Version: "dev"}, nil); !strings.Contains(got, "commit:  unknown") || !strings.Contains(got, "go:      go") {
 		t.Errorf("without build info:\n%s", got)
+	}
+	// -buildvcs=false: the -ldflags commit and date stand in.
+	got = versionText(Build{Version: "v1.4.0", Commit: "abc123", Date: "2026-11-30T15:00:00Z"}, &debug.BuildInfo{GoVersion: "go1.99.1"})
+	if !strings.Contains(got, "commit:  abc123\n") || !strings.Contains(got, "date:    2026-11-30T15:00:00Z") {
+		t.Errorf("ldflags commit and date not shown:\n%s", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -31,14 +32,17 @@ func runVersion(_ context.Context, e *env, _ *flag.FlagSet, args []string) error
 	if !ok {
 		bi = nil
 	}
-	fmt.Fprint(e.stdout, versionText(e.version, bi))
+	fmt.Fprint(e.stdout, versionText(e.build, bi))
 	return nil
 }
 
-// versionText is what `jwtgate version` prints, from the -ldflags version
-// and the build information the Go toolchain records (bi may be nil).
-func versionText(version string, bi *debug.BuildInfo) string {
-	var b strings.Builder
+// versionText is what `jwtgate version` prints, from the -ldflags values
+// and the build information the Go toolchain records (bi may be nil; it
+// has no vcs.* settings when built with -buildvcs=false, when b.Commit and
+// b.Date stand in).
+func versionText(b Build, bi *debug.BuildInfo) string {
+	var out strings.Builder
+	version := b.Version
 	setting := func(key string) string {
 		if bi == nil {
 			return ""
@@ -53,20 +57,20 @@ func versionText(version string, bi *debug.BuildInfo) string {
 	if (version == "" || version == "dev") && bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		version = bi.Main.Version // go install jwtgate@vX.Y.Z
 	}
-	fmt.Fprintf(&b, "jwtgate %s\n", orUnknown(version))
-	commit := orUnknown(setting("vcs.revision"))
+	fmt.Fprintf(&out, "jwtgate %s\n", orUnknown(version))
+	commit := orUnknown(cmp.Or(setting("vcs.revision"), b.Commit))
 	if setting("vcs.modified") == "true" {
 		commit += " (with uncommitted changes)"
 	}
-	fmt.Fprintf(&b, "  commit:  %s\n", commit)
-	fmt.Fprintf(&b, "  date:    %s\n", orUnknown(setting("vcs.time")))
+	fmt.Fprintf(&out, "  commit:  %s\n", commit)
+	fmt.Fprintf(&out, "  date:    %s\n", orUnknown(cmp.Or(setting("vcs.time"), b.Date)))
 	goVersion := runtime.Version()
 	if bi != nil && bi.GoVersion != "" {
 		goVersion = bi.GoVersion
 	}
-	fmt.Fprintf(&b, "  go:      %s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&out, "  go:      %s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
 	if bi != nil {
-		b.WriteString("  dependencies:\n")
+		out.WriteString("  dependencies:\n")
 		for _, path := range mainDependencies {
 			for _, d := range bi.Deps {
 				if d.Path != path {
@@ -76,11 +80,11 @@ func versionText(version string, bi *debug.BuildInfo) string {
 				if d.Replace != nil {
 					v += " => " + d.Replace.Path + " " + d.Replace.Version
 				}
-				fmt.Fprintf(&b, "    %s %s\n", d.Path, v)
+				fmt.Fprintf(&out, "    %s %s\n", d.Path, v)
 			}
 		}
 	}
-	return b.String()
+	return out.String()
 }
 
 func orUnknown(s string) string {
