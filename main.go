@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,18 @@ import (
 	"jwtgate/handlers/cli"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags
+// "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD) -X main.date=...";
+// commit and date are only needed where the Go toolchain's VCS stamp is off
+// (-buildvcs=false).
+var version, commit, date = "dev", "", ""
+
+// defaultSettings is the repository's commented settings.yaml, built in so
+// that `jwtgate serve` runs anywhere without a file and `jwtgate config`
+// prints it to start from.
+//
+//go:embed settings.yaml
+var defaultSettings []byte
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -33,5 +44,5 @@ func main() {
 
 // run runs one command; see handlers/cli.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return cli.Run(ctx, args, getenv, stdout, stderr, version)
+	return cli.RunBuild(ctx, args, getenv, stdout, stderr, cli.Build{Version: version, Commit: commit, Date: date, Settings: defaultSettings})
 }

@@ -350,7 +350,7 @@ func LoadSettings(r io.Reader, getenv func(string) string) (Settings, error) {
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) { // a syntax error: nothing more can be said
-			return Settings{}, fmt.Errorf("settings: %w", explainYAML(err, raw))
+			return Settings{}, fmt.Errorf("settings: %w", explainSyntax(err, raw))
 		}
 		// Unknown keys and bad values: yaml.v3 decoded the rest, so
 		// validate it too and report every problem at once.
@@ -384,7 +384,13 @@ func explainYAML(err error, raw []byte) error {
 				m = fmt.Sprintf("%s: unknown key %q", line, name)
 				var n int
 				if _, scanErr := fmt.Sscanf(line, "line %d", &n); scanErr == nil && keys[n] != "" {
-					m = fmt.Sprintf("%s (%s): unknown key %q (the settings.yaml in the repository lists every key)", keys[n], line, name)
+					m = fmt.Sprintf("%s (%s): unknown key %q", keys[n], line, name)
+				}
+				_, typeName, _ := strings.Cut(rest, " not found in type ")
+				if hint := unknownKeyHint(typeName, name); hint != "" {
+					m += ": " + hint
+				} else {
+					m += " (jwtgate config prints every key)"
 				}
 			}
 		}
@@ -674,6 +680,9 @@ func (s *Settings) Warnings() []string {
 		out = append(out, w)
 	}
 	for i, r := range s.Routes {
+		if _, known := authRank[r.Auth]; !known {
+			continue // an invalid auth mode is Validate's error; warning about it too is noise
+		}
 		if r.Auth == AuthNone {
 			var writes []string
 			for _, m := range writeMethods {
@@ -775,7 +784,9 @@ func (s *Settings) validateLocal(bad func(key, format string, args ...any), chec
 	checkURL("auth.local.jwks_url", l.JWKSURL, false)
 	checkKeys("auth.local.keys", l.Keys)
 	if len(l.Issuers) == 0 {
-		if s.Auth.Verify != VerifyRemote && l.JWKSURL == "" && len(l.Keys) == 0 {
+		// Only for a valid local mode: a misspelt verify is reported once, by
+		// itself, not again as keys it made look missing.
+		if (s.Auth.Verify == VerifyLocal || s.Auth.Verify == VerifyHybrid) && l.JWKSURL == "" && len(l.Keys) == 0 {
 			bad("auth.local", "verify: %s needs auth.local.jwks_url, auth.local.keys or auth.local.issuers", s.Auth.Verify)
 		}
 		if l.JWKSURL != "" && len(l.Keys) > 0 {

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -23,22 +25,20 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		return fmt.Errorf("check takes no arguments, got %q", args)
 	}
 	out := e.stdout
-	path := e.settingsPath()
 	problems, warnings := 0, 0
 	problem := func(format string, a ...any) {
 		problems++
 		fmt.Fprintf(out, "  problem: "+format+"\n", a...)
 	}
 
-	fmt.Fprintf(out, "settings %s:\n", path)
-	f, err := os.Open(path)
+	source, data, err := e.settingsSource()
+	fmt.Fprintf(out, "settings %s:\n", source)
 	if err != nil {
-		problem("cannot read it: %v (pass --config PATH or set $%s)", err, models.EnvConfig)
+		problem("%v", err)
 		fmt.Fprintf(out, "1 problem.\n")
 		return ErrFailed
 	}
-	s, err := models.LoadSettings(f, e.getenv)
-	f.Close()
+	s, err := models.LoadSettings(bytes.NewReader(data), e.getenv)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			line = strings.TrimPrefix(line, "settings: ")
@@ -97,25 +97,61 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	}
 
 	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st, err := models.OpenStore(dctx, s.Database, time.Now)
-	cancel()
-	if err != nil {
-		problem("cannot open it: %v (check database.driver and database.dsn, or $%s)", err, models.EnvDatabaseDSN)
+	if key := blamed(err, "database.driver", "database.dsn", "database"); key != "" {
+		fmt.Fprintf(out, "  skipped: fix %s first\n", key) // one problem, reported once
 	} else {
-		for _, note := range st.Notes() {
-			fmt.Fprintf(out, "  fixed: %s\n", note)
-		}
-		n, lerr := st.Users(ctx)
-		if lerr != nil {
-			problem("cannot read users: %v", lerr)
-		} else {
-			fmt.Fprintf(out, "  ok (%d mirrored users)\n", len(n))
-		}
-		_ = st.Close()
+		checkDatabase(ctx, s, out, problem)
 	}
 
 	fmt.Fprintf(out, "auth service (%s):\n", s.AuthService.URL)
+	if key := blamed(err, "auth_service.url", "auth_service"); key != "" {
+		fmt.Fprintf(out, "  skipped: fix %s first\n", key)
+	} else {
+		checkAuthService(ctx, s, out, problem)
+	}
+
+	fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
+	if problems > 0 {
+		return ErrFailed
+	}
+	return nil
+}
+
+// blamed returns the first of keys that a settings error names (as
+// "key: ..." or "key (line N): ..."), or "". A probe that such a key makes
+// pointless is skipped rather than reported as a second problem.
+func blamed(err error, keys ...string) string {
+	if err == nil {
+		return ""
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(line, "settings: ")
+		for _, k := range keys {
+			if strings.HasPrefix(line, k+":") || strings.HasPrefix(line, k+" (line") || strings.HasPrefix(line, k+"[") {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// checkDatabase reports on the user mirror without changing it.
+func checkDatabase(ctx context.Context, s models.Settings, out io.Writer, problem func(string, ...any)) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	n, err := models.InspectStore(dctx, s.Database)
+	cancel()
+	switch {
+	case errors.Is(err, models.ErrNoDatabase):
+		fmt.Fprintln(out, "  ok: the file does not exist yet (serve creates it; check creates nothing)")
+	case err != nil:
+		problem("cannot open it: %v (check database.driver and database.dsn, or $%s)", err, models.EnvDatabaseDSN)
+	default:
+		fmt.Fprintf(out, "  ok (%d mirrored users)\n", n)
+	}
+}
+
+// checkAuthService asks the auth service's verify endpoint.
+func checkAuthService(ctx context.Context, s models.Settings, out io.Writer, problem func(string, ...any)) {
 	rc, err := remote.New(s.AuthService, nil)
 	if err == nil {
 		err = rc.Probe(ctx)
@@ -125,12 +161,6 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	} else {
 		fmt.Fprintln(out, "  ok")
 	}
-
-	fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
-	if problems > 0 {
-		return ErrFailed
-	}
-	return nil
 }
 
 // yamlLine recognises yaml.v3's messages, which arrive joined by "; ".

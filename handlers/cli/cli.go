@@ -6,11 +6,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -35,36 +37,84 @@ type env struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	version string
-	config  string
-	users   usersOpts
+	build   Build
+	// defaults is the commented default settings file built into the
+	// binary: used when no settings file is given or found.
+	defaults []byte
+	config   string
+	users    usersOpts
 }
 
-const configHelp = "settings file (default $" + models.EnvConfig + ", else ./settings.yaml)"
+// Build is what main builds into the binary.
+type Build struct {
+	// Version, Commit and Date are set with -ldflags "-X main.version=...
+	// -X main.commit=... -X main.date=..."; the commit and its date come
+	// from the Go toolchain's VCS stamp when there is one.
+	Version, Commit, Date string
+	// Settings is the commented default settings.yaml (go:embed): served
+	// when there is no settings file and printed by `jwtgate config`.
+	Settings []byte
+}
 
-// Run runs the command args name ("serve" when there is none). It returns
-// nil for success; any error means exit status 1.
+const configHelp = "settings file (default $" + models.EnvConfig + ", else ./settings.yaml, else the built-in defaults)"
+
+// Run runs the command args name ("serve" when there is none) without
+// built-in default settings. It returns nil for success; any error means
+// exit status 1.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, version string) error {
-	e := &env{getenv: getenv, stdout: stdout, stderr: stderr, version: version}
-	name := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	} else if len(args) > 0 && isHelp(args[0]) {
-		name, args = "help", nil // plain "jwtgate --help": every command
-	}
+	return RunBuild(ctx, args, getenv, stdout, stderr, Build{Version: version})
+}
+
+// RunBuild runs the command args name ("serve" when there is none). Global
+// flags (--config PATH, --version, -v, --help) may come before the command
+// as well as after it. It returns nil for success; any error means exit
+// status 1.
+func RunBuild(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, b Build) error {
+	e := &env{getenv: getenv, stdout: stdout, stderr: stderr, version: b.Version, build: b, defaults: b.Settings}
+	global, name, args := splitCommand(args)
 	if name == "help" {
 		if len(args) > 0 {
-			return Run(ctx, []string{args[0], "--help"}, getenv, stdout, stderr, version)
+			return RunBuild(ctx, []string{args[0], "--help"}, getenv, stdout, stderr, b)
 		}
 		fmt.Fprint(stdout, usage())
 		return nil
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			return c.start(ctx, e, args)
+			return c.start(ctx, e, append(global, args...))
 		}
 	}
 	fmt.Fprint(stderr, usage())
 	return fmt.Errorf("unknown command %q (see jwtgate --help)", name)
+}
+
+// splitCommand separates the global flags before the command from the
+// command's name and arguments: "--config x users list" is users with
+// [--config x list]. --version and -v are the version command, a leading
+// --help is help; no command is serve.
+func splitCommand(args []string) (global []string, name string, rest []string) {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		a := args[0]
+		flagName, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case a == "-" || a == "--":
+			return global, "serve", args
+		case isHelp(a):
+			return nil, "help", nil
+		case flagName == "version" || a == "-v":
+			return global, "version", args[1:]
+		case flagName == "config" && hasValue:
+			global, args = append(global, a), args[1:]
+		case flagName == "config" && len(args) > 1:
+			global, args = append(global, a, args[1]), args[2:]
+		default: // serve's own flags, or a mistake serve's parser reports
+			return global, "serve", args
+		}
+	}
+	if len(args) == 0 {
+		return global, "serve", nil
+	}
+	return global, args[0], args[1:]
 }
 
 // start parses the command's flags, which may come before or after its
@@ -104,11 +154,16 @@ func commands() []command {
 	return []command{
 		{name: "serve", args: "[--config PATH]", summary: "run the gateway (the default)", run: runServe,
 			help: "Runs the gateway until SIGTERM or SIGINT, then stops accepting, lets in-flight requests\n" +
-				"finish (at most shutdown_timeout), closes the database and exits 0."},
+				"finish (at most shutdown_timeout), closes the database and exits 0. Without a settings\n" +
+				"file it runs on the built-in defaults (jwtgate config prints them)."},
 		{name: "check", args: "[--config PATH]", summary: "validate settings, open the database, probe the auth service", run: runCheck,
 			help: "Loads and validates the settings, reporting every problem with the key to change, warns\n" +
-				"about settings that are valid but risky, opens the database and asks the auth service.\n" +
-				"Exit status 0 when nothing is wrong (warnings allowed), 1 otherwise."},
+				"about settings that are valid but risky, opens the database read-only and asks the auth\n" +
+				"service. It changes nothing on disk. Exit status 0 when nothing is wrong (warnings\n" +
+				"allowed), 1 otherwise."},
+		{name: "config", args: "", summary: "print the default settings file (jwtgate config > settings.yaml)", run: runConfig,
+			help: "Prints the commented default settings.yaml built into the binary: every key, its default\n" +
+				"and what it means. Start your own from it: jwtgate config > settings.yaml"},
 		{name: "users", args: "list [--json] | show ID | delete ID | purge --older-than D", summary: "inspect or trim the local user mirror",
 			run: runUsers, flags: usersFlags,
 			help: "  list            the mirrored users (id, username, email, active, staff, fetched)\n" +
@@ -117,53 +172,71 @@ func commands() []command {
 				"                  fetches it from the auth service on next use\n" +
 				"  purge --older-than D\n" +
 				"                  remove users not fetched for D (e.g. 720h or 30d)"},
-		{name: "version", args: "", summary: "print the version", run: runVersion, help: "Prints jwtgate's version."},
+		{name: "version", args: "", summary: "print the version, commit, build date, Go and dependency versions (also --version, -v)",
+			run: runVersion, help: "Prints jwtgate's version, the commit and date it was built from, the Go version and\n" +
+				"the versions of the main dependencies."},
 	}
 }
 
 func usage() string {
 	var b strings.Builder
-	b.WriteString("usage: jwtgate [command] [--config PATH]\n\ncommands:\n")
+	b.WriteString("usage: jwtgate [--config PATH] [command] [flags]\n\ncommands:\n")
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
 	}
-	b.WriteString("\nThe settings file is --config, else $" + models.EnvConfig + ", else ./settings.yaml.\n" +
+	b.WriteString("\nThe settings file is --config, else $" + models.EnvConfig + ", else ./settings.yaml, else the\n" +
+		"built-in defaults. Flags may come before or after the command.\n" +
 		"Run jwtgate COMMAND --help for a command's details.\n")
 	return b.String()
 }
 
-func runVersion(_ context.Context, e *env, _ *flag.FlagSet, args []string) error {
+func runConfig(_ context.Context, e *env, _ *flag.FlagSet, args []string) error {
 	if len(args) > 0 {
-		return fmt.Errorf("version takes no arguments")
+		return fmt.Errorf("config takes no arguments, got %q", args)
 	}
-	fmt.Fprintln(e.stdout, "jwtgate", e.version)
-	return nil
+	if len(e.defaults) == 0 {
+		return errors.New("config: this build has no default settings built in")
+	}
+	_, err := e.stdout.Write(e.defaults)
+	return err
 }
 
-// settingsPath is --config, else $JWTGATE_CONFIG, else ./settings.yaml.
-func (e *env) settingsPath() string {
-	if e.config != "" {
-		return e.config
+// builtinSource names the built-in defaults where a file name would go.
+const builtinSource = "built-in defaults (jwtgate config prints them)"
+
+// settingsSource is where the settings come from: --config, else
+// $JWTGATE_CONFIG, else ./settings.yaml, else the built-in defaults. A file
+// named by --config or the environment must exist.
+func (e *env) settingsSource() (name string, data []byte, err error) {
+	path, explicit := e.config, true
+	if path == "" {
+		path = e.getenv(models.EnvConfig)
 	}
-	if p := e.getenv(models.EnvConfig); p != "" {
-		return p
+	if path == "" {
+		path, explicit = "settings.yaml", false
 	}
-	return "settings.yaml"
+	data, err = os.ReadFile(path)
+	switch {
+	case err == nil:
+		return path, data, nil
+	case !explicit && errors.Is(err, fs.ErrNotExist) && len(e.defaults) > 0:
+		return builtinSource, e.defaults, nil
+	}
+	return path, nil, fmt.Errorf("cannot read the settings file: %w (pass --config PATH or set $%s)", err, models.EnvConfig)
 }
 
-// loadSettings reads and validates the settings file.
-func (e *env) loadSettings() (models.Settings, error) {
-	path := e.settingsPath()
-	f, err := os.Open(path)
+// loadSettings reads and validates the settings; source names where they
+// came from (a path or the built-in defaults).
+func (e *env) loadSettings() (s models.Settings, source string, err error) {
+	source, data, err := e.settingsSource()
 	if err != nil {
-		return models.Settings{}, fmt.Errorf("cannot read the settings file: %w (pass --config PATH or set $%s)", err, models.EnvConfig)
+		return models.Settings{}, source, err
 	}
-	defer f.Close()
-	s, err := models.LoadSettings(f, e.getenv)
+	s, err = models.LoadSettings(bytes.NewReader(data), e.getenv)
 	if err != nil {
-		return s, fmt.Errorf("%s: %w", path, err)
+		return s, source, fmt.Errorf("%s: %w", source, err)
 	}
-	return s, nil
+	return s, source, nil
 }
 
 // newLogger builds the configured slog logger.

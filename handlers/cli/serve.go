@@ -16,11 +16,12 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	if len(args) > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", args)
 	}
-	s, err := e.loadSettings()
+	s, source, err := e.loadSettings()
 	if err != nil {
 		return err
 	}
 	log := newLogger(s.Log, e.stderr)
+	log.Info("settings", "from", source)
 	for _, w := range s.Warnings() {
 		log.Warn("settings: " + w)
 	}

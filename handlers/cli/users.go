@@ -74,7 +74,7 @@ func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 			return fmt.Errorf("users purge: --older-than %q: %w", o.olderThan, err)
 		}
 	}
-	s, err := e.loadSettings()
+	s, _, err := e.loadSettings()
 	if err != nil {
 		return err
 	}

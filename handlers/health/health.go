@@ -37,6 +37,9 @@ type check struct {
 	lastErr error     // last probe's error
 	probed  bool
 	ready   bool // as last reported to OnChange
+	// reported is set once the first probe's verdict was logged, so a check
+	// failing from the start is reported at once, not only when it changes.
+	reported bool
 }
 
 // New returns a Checker; interval is readiness_interval.
@@ -130,8 +133,8 @@ func (c *Checker) Answered(name string) {
 func (c *Checker) notify(ch *check) {
 	c.mu.Lock()
 	ok, why := c.stateLocked(ch, time.Now())
-	changed := ok != ch.ready || !ch.probed
-	ch.ready = ok
+	changed := ok != ch.ready || !ch.reported
+	ch.ready, ch.reported = ok, true
 	c.mu.Unlock()
 	if !changed {
 		return

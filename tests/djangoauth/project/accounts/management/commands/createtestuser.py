@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.migrated import require_migrated
 from accounts.models import User
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--inactive", action="store_true")
 
     def handle(self, *args, **opts):
+        require_migrated()
         if User.objects.filter(email__iexact=opts["email"]).exists():
             raise CommandError(f"a user with email {opts['email']!r} already exists")
         services = [s.strip() for s in opts["services"].split(",") if s.strip()]
