@@ -46,8 +46,11 @@ func handleCheck(g gate, table *routeTable, idn identity, trusted trustedProxies
 			errCheckNoURI.abort(c)
 			return
 		}
-		clean := cleanPath(u.Path)
-		rt := table.match(clean)
+		clean, rt, why := table.resolve(u.Path)
+		if why != "" {
+			errCheckUnusualPath(why).abort(c)
+			return
+		}
 		if rt == nil {
 			errCheckNoRoute.abort(c)
 			return

@@ -23,6 +23,8 @@ const (
 	codePermissionDenied = "permission_denied"
 	codeNotFound         = "not_found"
 	codeParseError       = "parse_error"
+	codeBadRequest       = "bad_request"
+	codeRequestTimeout   = "request_timeout"
 	codeMethodNotAllowed = "method_not_allowed"
 	codePayloadTooLarge  = "payload_too_large"
 	codeThrottled        = "throttled"
