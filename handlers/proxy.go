@@ -246,7 +246,7 @@ func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principa
 // timed out, 502 otherwise.
 func proxyError(log *slog.Logger, name string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
-		if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.timedOut() {
+		if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.timedOut() && !errors.Is(context.Cause(r.Context()), errUpstreamSlow) {
 			log.DebugContext(r.Context(), "request body timed out", "route", name, "err", err)
 			w.Header().Set("Connection", "close")
 			errBodyTimeout.write(w)

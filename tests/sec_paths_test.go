@@ -290,8 +290,9 @@ func (u *pathsBodyUpstream) whole(n int) bool {
 	return false
 }
 
-// pathsTrickle sends a request head declaring a body of size bytes, then
-// the body one byte per every, for at most n bytes, and reads the answer.
+// pathsTrickle sends a request head declaring a body of size bytes (or,
+// with size < 0, a chunked body), then the body one byte per every (a
+// one-byte chunk when chunked), for at most n bytes, and reads the answer.
 // Every wait is bounded: the writer stops after n bytes or when the
 // connection fails, the reader gives up after 10s.
 func pathsTrickle(t *testing.T, addr, method, target string, extra []string, size, n int, every time.Duration) (exchange, bool) {
@@ -301,7 +302,11 @@ func pathsTrickle(t *testing.T, addr, method, target string, extra []string, siz
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	head := rawRequest(method, target, append(extra, "Content-Length: "+strconv.Itoa(size)), "")
+	piece, framing := []byte("a"), "Content-Length: "+strconv.Itoa(size)
+	if size < 0 {
+		piece, framing = []byte("1\r\na\r\n"), "Transfer-Encoding: chunked"
+	}
+	head := rawRequest(method, target, append(extra, framing), "")
 	if _, err := conn.Write(head); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +322,7 @@ func pathsTrickle(t *testing.T, addr, method, target string, extra []string, siz
 				return
 			case <-tick.C:
 			}
-			if _, err := conn.Write([]byte("a")); err != nil {
+			if _, err := conn.Write(piece); err != nil {
 				return
 			}
 		}
@@ -326,6 +331,9 @@ func pathsTrickle(t *testing.T, addr, method, target string, extra []string, siz
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
+	if err == nil && resp.StatusCode == http.StatusContinue {
+		resp, err = http.ReadResponse(br, nil) // the final answer after "100 Continue"
+	}
 	if err != nil {
 		t.Fatalf("no answer while the body trickled: %v", err)
 	}
@@ -378,6 +386,17 @@ func TestSecPathsBodyTimeout(t *testing.T) {
 			t.Errorf("another client: %s", r)
 		}
 	})
+	t.Run("trickled chunked body to a route", func(t *testing.T) {
+		ex, closed := pathsTrickle(t, addr, "POST", "/slow/chunked", nil, -1, 100, 200*time.Millisecond)
+		pathsWantRefused(t, ex, http.StatusRequestTimeout, "request_timeout")
+		if !closed {
+			t.Error("the connection stayed open after the 408")
+		}
+	})
+	t.Run("trickled body with Expect: 100-continue", func(t *testing.T) {
+		ex, _ := pathsTrickle(t, addr, "PUT", "/slow/expect", []string{"Expect: 100-continue"}, 100, 100, 200*time.Millisecond)
+		pathsWantRefused(t, ex, http.StatusRequestTimeout, "request_timeout")
+	})
 	t.Run("whole body, slow upstream answer", func(t *testing.T) {
 		r := call(t, http.MethodPost, gw.URL+"/slow/wait", "text/plain", "0123456789")
 		if r.Status != http.StatusOK || string(r.Body) != `{"got":10}` {
@@ -391,9 +410,13 @@ func TestSecPathsBodyTimeout(t *testing.T) {
 		}
 	})
 	t.Run("trickled body to a token endpoint", func(t *testing.T) {
-		for _, path := range []string{"/auth/token/", "/auth/token/refresh/"} {
+		for _, tt := range []struct {
+			path string
+			size int
+		}{{"/auth/token/", 100}, {"/auth/token/refresh/", 100}, {"/auth/token/", -1}, {"/auth/token/verify/", -1}} {
+			path := tt.path
 			before := fa.Calls(path)
-			ex, closed := pathsTrickle(t, addr, "POST", path, []string{"Content-Type: application/json"}, 100, 100, 200*time.Millisecond)
+			ex, closed := pathsTrickle(t, addr, "POST", path, []string{"Content-Type: application/json"}, tt.size, 100, 200*time.Millisecond)
 			pathsWantRefused(t, ex, http.StatusRequestTimeout, "request_timeout")
 			if !closed {
 				t.Error("the connection stayed open after the 408")
