@@ -663,6 +663,10 @@ var authRank = map[string]int{AuthNone: 0, AuthOptional: 1, AuthRequired: 2}
 func (s *Settings) Warnings() []string {
 	var out []string
 	for i, r := range s.Routes {
+		if r.AllowUnusualPaths {
+			out = append(out, fmt.Sprintf("routes[%d] (%s): allow_unusual_paths: true forwards paths such as /..;/ and %%5C "+
+				"that Tomcat, Spring or IIS may resolve to another route's path; keep it only for an upstream that reads paths as the gateway does", i, r.Path))
+		}
 		if r.Auth == AuthNone {
 			var writes []string
 			for _, m := range writeMethods {

@@ -2,6 +2,7 @@ package models
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ routes:
 	}
 	if s.Routes[0].AllowUnusualPaths || !s.Routes[1].AllowUnusualPaths {
 		t.Fatal("allow_unusual_paths not read")
+	}
+	if w := s.Warnings(); !slices.ContainsFunc(w, func(m string) bool { return strings.HasPrefix(m, "routes[1] (/b/): allow_unusual_paths") }) {
+		t.Errorf("no warning for allow_unusual_paths: %q", w)
 	}
 	if s.AuthService.BodyTimeout != 10*time.Second {
 		t.Fatalf("auth_service.body_timeout default %s", s.AuthService.BodyTimeout)
