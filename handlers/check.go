@@ -95,8 +95,11 @@ func handleCheck(g gate, table *routeTable, idn identity, trusted trustedProxies
 			apiErr.abort(c)
 			return
 		}
-		clean := cleanPath(p)
-		rt := table.match(clean)
+		clean, rt, why := table.resolve(p)
+		if why != "" {
+			errCheckUnusualPath(why).abort(c)
+			return
+		}
 		if rt == nil {
 			errCheckNoRoute.abort(c)
 			return

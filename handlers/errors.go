@@ -24,6 +24,7 @@ const (
 	codeNotFound         = "not_found"
 	codeParseError       = "parse_error"
 	codeBadRequest       = "bad_request"
+	codeRequestTimeout   = "request_timeout"
 	codeMethodNotAllowed = "method_not_allowed"
 	codePayloadTooLarge  = "payload_too_large"
 	codeThrottled        = "throttled"

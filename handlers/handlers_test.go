@@ -97,13 +97,13 @@ func TestRouteMatching(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			r := table.match(cleanPath(tt.path))
+			r := table.match(models.CleanPath(tt.path))
 			got := ""
 			if r != nil {
 				got = r.Name
 			}
 			if got != tt.want {
-				t.Fatalf("route %q, want %q (clean %q)", got, tt.want, cleanPath(tt.path))
+				t.Fatalf("route %q, want %q (clean %q)", got, tt.want, models.CleanPath(tt.path))
 			}
 		})
 	}

@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -111,40 +108,11 @@ func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
 // match returns the route for a cleaned path, or nil.
 func (t *routeTable) match(p string) *route {
 	for _, r := range t.routes {
-		if matchPrefix(r.Path, p) {
+		if models.MatchesPrefix(r.Path, p, false) {
 			return r
 		}
 	}
 	return nil
-}
-
-// matchPrefix reports whether prefix covers p on a segment boundary:
-// "/api/billing/" covers "/api/billing", "/api/billing/" and "/api/billing/x";
-// "/api/billing" also covers those but not "/api/billingx".
-func matchPrefix(prefix, p string) bool {
-	base := strings.TrimSuffix(prefix, "/")
-	if !strings.HasPrefix(p, base) {
-		return false
-	}
-	rest := p[len(base):]
-	return rest == "" || rest[0] == '/' || base == ""
-}
-
-// cleanPath resolves "..", "." and "//" in an already percent-decoded path,
-// keeping a trailing slash, so a rule cannot be dodged with
-// /api/billing/../reports/.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p // "*" (OPTIONS *): rooted, so it is matched like any other path
-	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
 }
 
 func (r *route) allowsMethod(m string) bool {
@@ -198,8 +166,11 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
-		clean := cleanPath(r.URL.Path)
-		rt := table.match(clean)
+		clean, rt, why := table.resolve(r.URL.Path)
+		if why != "" {
+			errUnusualPath(why).abort(c)
+			return
+		}
 		if rt == nil {
 			errNotFound.abort(c)
 			return
@@ -230,6 +201,7 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 		r.URL.Path, r.URL.RawPath = clean, ""
 		if r.Body != nil && r.Body != http.NoBody {
 			b := &clientBody{ReadCloser: r.Body}
+			b.limit(c.Writer, rt.BodyDeadline())
 			r.Body = b
 			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
 		}
@@ -311,6 +283,12 @@ func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principa
 // timed out, 502 otherwise.
 func proxyError(log *slog.Logger, name string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.timedOut() && !errors.Is(context.Cause(r.Context()), errUpstreamSlow) {
+			log.DebugContext(r.Context(), "request body timed out", "route", name, "err", err)
+			w.Header().Set("Connection", "close")
+			errBodyTimeout.write(w)
+			return
+		}
 		if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.failed.Load() {
 			// The client's own body was malformed (a bad chunk size, say):
 			// its fault, not the upstream's.
@@ -337,25 +315,6 @@ func proxyError(log *slog.Logger, name string) func(http.ResponseWriter, *http.R
 		log.WarnContext(r.Context(), "upstream unavailable", "route", name, "err", err)
 		errUpstreamDown.write(w)
 	}
-}
-
-type clientBodyKey struct{}
-
-// clientBody notes whether reading the client's request body failed, so a
-// malformed body is answered 400 instead of being blamed on the upstream.
-// The transport reads it on its own goroutine, hence the atomic; the error
-// handler finds it in the context (ReverseProxy hands it a wrapped body).
-type clientBody struct {
-	io.ReadCloser
-	failed atomic.Bool
-}
-
-func (b *clientBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		b.failed.Store(true)
-	}
-	return n, err
 }
 
 // proxyBufferSize is the copy buffer ReverseProxy would allocate itself.

@@ -56,6 +56,7 @@ func newRouter(d routerDeps) *gin.Engine {
 		}),
 	)
 	r.Use(closeAfterChunked)
+	r.Use(tokenBodyDeadline(s.AuthService.BodyTimeout))
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService

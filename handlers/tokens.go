@@ -52,7 +52,7 @@ func handleRelay(log *slog.Logger, rl relayer, e remote.Endpoint, maxBody int64,
 			// A malformed body (a bad chunk size) or a client that went
 			// away mid-body: the request's fault, never a 5xx.
 			log.DebugContext(c.Request.Context(), "malformed request body", "err", err)
-			errMalformed.abort(c)
+			abortBodyError(c, err)
 			return
 		}
 		if int64(len(body)) > maxBody {

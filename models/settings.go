@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +60,9 @@ type AuthService struct {
 	Timeout       time.Duration `yaml:"timeout"`
 	// MaxBodyBytes caps request bodies on the token endpoints (413 above it).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// BodyTimeout bounds receiving a token endpoint's request body (408
+	// past it, the connection closed); 0 turns the bound off.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
 	// Circuit stops calls home for a while after repeated failures.
 	Circuit Circuit `yaml:"circuit"`
 }
@@ -253,6 +255,14 @@ type Route struct {
 	ForwardToken *bool `yaml:"forward_token"`
 	// IdentityHeaders lists extra mirrored fields sent upstream.
 	IdentityHeaders RouteIdentity `yaml:"identity_headers"`
+	// BodyTimeout bounds receiving the request body from the client, so a
+	// body trickled a byte at a time cannot hold a connection and an
+	// upstream call; nil means DefaultBodyTimeout, 0 no bound.
+	BodyTimeout *time.Duration `yaml:"body_timeout"`
+	// AllowUnusualPaths lets through request paths other HTTP stacks may
+	// resolve differently (see UnusualPath and PathReadings). Dangerous:
+	// only for an upstream that reads paths exactly as the gateway does.
+	AllowUnusualPaths bool `yaml:"allow_unusual_paths"`
 
 	// Rule is Allow compiled by Validate; nil when Allow is empty.
 	Rule *Rule `yaml:"-"`
@@ -263,6 +273,18 @@ type Route struct {
 // maps JSON-encoded, and puts in the identity token.
 type RouteIdentity struct {
 	Fields []string `yaml:"fields"`
+}
+
+// DefaultBodyTimeout is routes[].body_timeout when it is not set.
+const DefaultBodyTimeout = 60 * time.Second
+
+// BodyDeadline is how long the client may take to send the request body;
+// 0: no bound.
+func (r *Route) BodyDeadline() time.Duration {
+	if r.BodyTimeout == nil {
+		return DefaultBodyTimeout
+	}
+	return *r.BodyTimeout
 }
 
 // ForwardsToken reports whether the client's token header goes upstream.
@@ -306,6 +328,7 @@ func DefaultSettings() Settings {
 			UserPath:      "/auth/users/{user_id}/",
 			Timeout:       5 * time.Second,
 			MaxBodyBytes:  64 << 10,
+			BodyTimeout:   10 * time.Second,
 			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
 		},
 		Auth: Auth{
@@ -495,6 +518,9 @@ func (s *Settings) Validate() error {
 	if as.MaxBodyBytes <= 0 {
 		bad("auth_service.max_body_bytes", "must be positive, got %d", as.MaxBodyBytes)
 	}
+	if as.BodyTimeout < 0 {
+		bad("auth_service.body_timeout", "must not be negative (0 turns it off), got %s", as.BodyTimeout)
+	}
 	if as.Circuit.Failures < 0 {
 		bad("auth_service.circuit.failures", "must not be negative (0 turns the breaker off), got %d", as.Circuit.Failures)
 	}
@@ -599,8 +625,8 @@ func (s *Settings) Validate() error {
 		switch {
 		case !strings.HasPrefix(r.Path, "/"):
 			bad(key+".path", "must start with /, got %q", r.Path)
-		case cleanRoutePath(r.Path) != r.Path:
-			bad(key+".path", "%q never matches: request paths are cleaned before matching; write %q", r.Path, cleanRoutePath(r.Path))
+		case CleanPath(r.Path) != r.Path:
+			bad(key+".path", "%q never matches: request paths are cleaned before matching; write %q", r.Path, CleanPath(r.Path))
 		default:
 			if j, dup := seen[base]; dup {
 				if s.Routes[j].Path == r.Path {
@@ -626,6 +652,9 @@ func (s *Settings) Validate() error {
 		}
 		if r.Timeout < 0 {
 			bad(key+".timeout", "must not be negative, got %s", r.Timeout)
+		}
+		if r.BodyTimeout != nil && *r.BodyTimeout < 0 {
+			bad(key+".body_timeout", "must not be negative (0 turns it off), got %s", *r.BodyTimeout)
 		}
 		if r.Allow != "" {
 			if r.Auth == AuthNone {
@@ -656,16 +685,6 @@ func (s *Settings) Validate() error {
 	return errors.Join(errs...)
 }
 
-// cleanRoutePath is a route path as request paths are cleaned before
-// matching ("//", "." and ".." resolved, a trailing slash kept).
-func cleanRoutePath(p string) string {
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
-}
-
 // writeMethods are the methods that change something upstream.
 var writeMethods = []string{"POST", "PUT", "PATCH", "DELETE"}
 
@@ -680,6 +699,10 @@ func (s *Settings) Warnings() []string {
 		out = append(out, w)
 	}
 	for i, r := range s.Routes {
+		if r.AllowUnusualPaths {
+			out = append(out, fmt.Sprintf("routes[%d] (%s): allow_unusual_paths: true forwards paths such as /..;/ and %%5C "+
+				"that Tomcat, Spring or IIS may resolve to another route's path; keep it only for an upstream that reads paths as the gateway does", i, r.Path))
+		}
 		if _, known := authRank[r.Auth]; !known {
 			continue // an invalid auth mode is Validate's error; warning about it too is noise
 		}
