@@ -188,3 +188,204 @@ func TestSecUsersDjangoDeactivatedDeleted(t *testing.T) {
 		t.Fatal("reactivated alice still inactive in the mirror")
 	}
 }
+
+// usersTwoIssuers is the README's two-issuer example: the auth service
+// (Django, RS256, JWKS) and a legacy HS256 issuer, with a staff-only route
+// and a route for the auth service's users only.
+const usersTwoIssuers = `
+listen: "127.0.0.1:0"
+trusted_proxies: ["127.0.0.1"]
+auth_service:
+  url: "%AUTH%"
+  timeout: 5s
+auth:
+  verify: %MODE%
+  local:
+    algorithms: [RS256, HS256]
+    audience: "` + djAudience + `"
+    leeway: 0s
+    issuers:
+      - issuer: "` + djIssuer + `"
+        jwks_url: "%AUTH%` + pathJWKS + `"
+        user_endpoint: true
+%LEGACY%
+database:
+  driver: sqlite
+  dsn: "%DB%"
+users:
+  refresh_after: 1m
+routes:
+  - path: "/api/"
+    upstream: "%UPSTREAM%"
+  - path: "/api/staff/"
+    upstream: "%UPSTREAM%"
+    allow: 'user.is_staff'
+  - path: "/api/a-only/"
+    upstream: "%UPSTREAM%"
+    allow: 'user.issuer == "` + djIssuer + `"'
+`
+
+const usersLegacyIssuer = `      - issuer: "legacy"
+        keys: ["env:JWTGATE_TEST_LEGACY_KEY"]
+        audience: "legacy"`
+
+// usersLegacyKey is the legacy issuer's HS256 secret (at least 32 bytes).
+const usersLegacyKey = "legacy-monolith-secret-0123456789abcdef"
+
+// usersLegacyToken mints a legacy access token; mod edits its claims (nil deletes).
+func usersLegacyToken(t testing.TB, mod map[string]any) string {
+	t.Helper()
+	now := time.Now()
+	c := jwt.MapClaims{"token_type": "access", "iss": "legacy", "aud": "legacy", "user_id": 1,
+		"exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix(), "jti": "legacy-" + strconv.FormatInt(now.UnixNano(), 10)}
+	for k, v := range mod {
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(usersLegacyKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSecUsersTwoIssuersNamespaces: with two issuers, a legacy token whose
+// user_id is the auth service's staff user's id is not that user: refused
+// (403, the legacy issuer has no user endpoint) on every route and at
+// /auth/check, never given her identity headers, never mirrored, and never
+// able to deactivate her by being sent to the user endpoint. The old code
+// answered 200 on the staff route with her identity, and marked her
+// inactive when her record was re-fetched with the legacy token.
+func TestSecUsersTwoIssuersNamespaces(t *testing.T) {
+	_, keyPEM, _ := rsaKeyPEM(t)
+	dj := djangoauth.Start(t, djangoauth.Options{Algorithm: "RS256", SigningKeyPEM: keyPEM, Issuer: djIssuer, Audience: djAudience})
+	ann := dj.CreateUser(t, "ann@example.com", "ann-pw", nil, true) // staff
+	annID := strconv.FormatInt(ann, 10)
+	t.Setenv("JWTGATE_TEST_LEGACY_KEY", usersLegacyKey)
+	up := startUpstream(t)
+
+	for _, mode := range []string{"local", "hybrid"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := fill(usersTwoIssuers, "MODE", mode, "LEGACY", usersLegacyIssuer)
+			gw := startGateway(t, cfg, dj.URL, up.URL, nil)
+			access, _ := tokens(t, login(t, gw.URL, "ann@example.com", "ann-pw"))
+
+			// Ann, the auth service's user: staff, her issuer in the headers and rules.
+			for _, path := range []string{"/api/staff/x", "/api/a-only/x"} {
+				r := get(t, gw.URL+path, access, "X-User-Issuer", "legacy", "X-User-Id", "999")
+				if r.Status != http.StatusOK {
+					t.Fatalf("ann on %s: %d %s", path, r.Status, r.Body)
+				}
+				h := r.echo(t).Headers
+				if h.Get("X-User-Id") != annID || h.Get("X-User-Is-Staff") != "true" || len(h.Values("X-User-Issuer")) != 1 || h.Get("X-User-Issuer") != djIssuer {
+					t.Fatalf("ann's identity on %s: %v", path, h)
+				}
+			}
+
+			r := call(t, http.MethodGet, gw.URL+"/auth/check", "", "", "Authorization", "Bearer "+access,
+				"X-Original-URI", "/api/staff/x", "X-Original-Method", "GET")
+			if r.Status != http.StatusOK || r.Header.Get("X-User-Id") != annID || r.Header.Get("X-User-Issuer") != djIssuer {
+				t.Fatalf("ann at /auth/check: %d %v", r.Status, r.Header)
+			}
+
+			// The legacy issuer's user with ann's id, in every spelling of the
+			// id. local: 403, the legacy issuer has no user endpoint; hybrid:
+			// the auth service's verify endpoint refuses a token it did not
+			// issue before that (401).
+			status, code := http.StatusForbidden, "permission_denied"
+			if mode == "hybrid" {
+				status, code = http.StatusUnauthorized, "token_not_valid"
+			}
+			hits := up.hits.Load()
+			for name, tok := range map[string]string{
+				"number id":       usersLegacyToken(t, map[string]any{"user_id": ann}),
+				"string id":       usersLegacyToken(t, map[string]any{"user_id": annID}),
+				"id with sub too": usersLegacyToken(t, map[string]any{"user_id": ann, "sub": annID}),
+			} {
+				for _, path := range []string{"/api/staff/x", "/api/a-only/x", "/api/x", "/auth/users/me/", "/auth/users/" + annID + "/"} {
+					wantError(t, get(t, gw.URL+path, tok), status, code)
+				}
+				r := call(t, http.MethodGet, gw.URL+"/auth/check", "", "", "Authorization", "Bearer "+tok,
+					"X-Original-URI", "/api/staff/x", "X-Original-Method", "GET")
+				if r.Status != status || r.json(t)["code"] != code || r.Header.Get("X-User-Id") != "" || r.Header.Get("X-User-Token") != "" {
+					t.Fatalf("%s at /auth/check: %d %v", name, r.Status, r.Header)
+				}
+			}
+			// Tokens that pretend to be the auth service's, or name no
+			// trusted issuer: refused as tokens.
+			for name, tok := range map[string]string{
+				"legacy key, auth service's iss": usersLegacyToken(t, map[string]any{"iss": djIssuer, "aud": djAudience, "user_id": ann}),
+				"iss in another case":            usersLegacyToken(t, map[string]any{"iss": "Legacy", "user_id": ann}),
+				"iss with a space":               usersLegacyToken(t, map[string]any{"iss": "legacy ", "user_id": ann}),
+				"iss as a list":                  usersLegacyToken(t, map[string]any{"iss": []string{"legacy"}, "user_id": ann}),
+				"no iss":                         usersLegacyToken(t, map[string]any{"iss": nil, "user_id": ann}),
+				"wrong audience":                 usersLegacyToken(t, map[string]any{"aud": djAudience, "user_id": ann}),
+			} {
+				if r := get(t, gw.URL+"/api/staff/x", tok); r.Status != http.StatusUnauthorized {
+					t.Fatalf("%s: %d %s", name, r.Status, r.Body)
+				}
+			}
+			if up.hits.Load() != hits {
+				t.Fatal("a legacy token reached the upstream")
+			}
+
+			// Ann's record due for a re-fetch: legacy tokens still change nothing.
+			usersAge(t, gw, annID, 2*time.Minute)
+			wantError(t, get(t, gw.URL+"/api/staff/x", usersLegacyToken(t, map[string]any{"user_id": ann})), status, code)
+			us, err := gw.GW.Store.Users(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(us) != 1 || us[0].Issuer != "" || us[0].ID != annID || !us[0].IsActive {
+				t.Fatalf("mirror after legacy tokens: %+v", us)
+			}
+			if r := get(t, gw.URL+"/api/staff/x", access); r.Status != http.StatusOK {
+				t.Fatalf("ann after legacy tokens: %d %s", r.Status, r.Body)
+			}
+			if logs := gw.Logs.String(); strings.Contains(logs, access) || strings.Contains(logs, usersLegacyKey) {
+				t.Fatal("a token or secret appears in the log")
+			}
+		})
+	}
+}
+
+// TestSecUsersOneIssuerUnchanged: with one issuer (one entry, or none in
+// remote mode) the mirror key is the plain id as before, no X-User-Issuer
+// header is sent, and user.issuer names the configured issuer.
+func TestSecUsersOneIssuerUnchanged(t *testing.T) {
+	_, keyPEM, _ := rsaKeyPEM(t)
+	dj := djangoauth.Start(t, djangoauth.Options{Algorithm: "RS256", SigningKeyPEM: keyPEM, Issuer: djIssuer, Audience: djAudience})
+	ann := dj.CreateUser(t, "ann@example.com", "ann-pw", nil, true)
+	annID := strconv.FormatInt(ann, 10)
+	up := startUpstream(t)
+	for name, cfg := range map[string]string{
+		"one entry in issuers": fill(usersTwoIssuers, "MODE", "local", "LEGACY", ""),
+		"remote":               fill(usersTwoIssuers, "MODE", "remote", "LEGACY", ""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			gw := startGateway(t, cfg, dj.URL, up.URL, nil)
+			access, _ := tokens(t, login(t, gw.URL, "ann@example.com", "ann-pw"))
+			r := get(t, gw.URL+"/api/staff/x", access, "X-User-Issuer", "spoofed")
+			if r.Status != http.StatusOK || r.echo(t).Headers.Get("X-User-Id") != annID {
+				t.Fatalf("ann: %d %s", r.Status, r.Body)
+			}
+			if v := r.echo(t).Headers.Values("X-User-Issuer"); len(v) != 0 {
+				t.Fatalf("X-User-Issuer %q with one issuer", v)
+			}
+			u := usersMirrored(t, gw, annID)
+			if u.Issuer != "" || u.ID != annID {
+				t.Fatalf("mirror key (%q, %q), want the plain id", u.Issuer, u.ID)
+			}
+			want := http.StatusOK // user.issuer is the configured issuer
+			if name == "remote" {
+				want = http.StatusForbidden // remote mode configures no issuer: user.issuer is ""
+			}
+			if r := get(t, gw.URL+"/api/a-only/x", access); r.Status != want {
+				t.Fatalf("a-only route: %d, want %d: %s", r.Status, want, r.Body)
+			}
+		})
+	}
+}
