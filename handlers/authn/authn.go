@@ -235,7 +235,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 	}
 	key, iss, err := a.userKey(raw, tok.UserID)
 	if err != nil {
-		a.refused(ReasonNoUserSource)
+		reason := models.TokenReason(err)
+		if reason == "" {
+			reason = ReasonNoUserSource
+		}
+		a.refused(reason)
 		return Principal{}, err
 	}
 	cu, err := a.user(ctx, raw, key)
