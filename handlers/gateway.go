@@ -123,6 +123,7 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	trusted := trustedProxies(s.TrustedNets)
 	idn := newIdentity(s.IdentityHeaders.Prefix)
 	idn.signer = sig
+	idn.sendIssuer = len(s.UserIssuers()) > 1
 	auth.Derive = idn.values // identity header values built once per cached user
 	names := make([]string, 0, len(s.Routes))
 	for _, r := range s.Routes {
@@ -239,9 +240,9 @@ func (g *Gateway) startPeers(ctx context.Context, s models.Settings, log *slog.L
 			m.Peer("received", notify.KindToken)
 			g.Auth.RevokeKey(key, until)
 		},
-		UserChanged: func(id string) {
+		UserChanged: func(k models.UserKey) {
 			m.Peer("received", notify.KindUser)
-			g.Auth.ForgetUser(id)
+			g.Auth.ForgetUserKey(k)
 		},
 		Gap: g.Auth.ForgetAll,
 	}, log)

@@ -21,6 +21,10 @@ type identity struct {
 	id, email, username, staff, superuser string  // canonical header names
 	token                                 string  // the identity token's header, <prefix>Token
 	signer                                *signer // nil: no identity token
+	// issuer is <prefix>Issuer, sent when several issuers are trusted
+	// (sendIssuer): user 1 of one issuer is not user 1 of another.
+	issuer     string
+	sendIssuer bool
 }
 
 // newIdentity builds the identity headers for a prefix; set signer to send
@@ -36,6 +40,7 @@ func newIdentity(prefix string) identity {
 		staff:     name("Is-Staff"),
 		superuser: name("Is-Superuser"),
 		token:     name("Token"),
+		issuer:    name("Issuer"),
 	}
 }
 
@@ -139,6 +144,9 @@ func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
 	}
 	for _, ih := range v {
 		h[ih.name] = ih.value
+	}
+	if idn.sendIssuer && p.Issuer != "" {
+		h[idn.issuer] = []string{headerValue(p.Issuer)}
 	}
 	for _, f := range rt.fields {
 		if v, ok := p.Attrs[f.name]; ok && v != nil {

@@ -126,6 +126,48 @@ type LocalIssuer struct {
 	Keys    []string `yaml:"keys"`
 	// Audience is the required aud claim; empty means auth.local.audience.
 	Audience string `yaml:"audience"`
+	// UserEndpoint says the auth service (auth_service.url) issues this
+	// issuer's tokens, so its users are fetched from auth_service.user_path.
+	// With several issuers exactly one must say true; the others' tokens are
+	// refused (403) as their users cannot be resolved. Unset with one issuer
+	// means true.
+	UserEndpoint *bool `yaml:"user_endpoint"`
+}
+
+// UserIssuers returns the trusted issuers' iss values when users must be
+// told apart by issuer: verify local or hybrid with two or more
+// auth.local.issuers. Otherwise nil (one user namespace).
+func (s Settings) UserIssuers() []string {
+	if s.Auth.Verify == VerifyRemote || len(s.Auth.Local.Issuers) < 2 {
+		return nil
+	}
+	out := make([]string, 0, len(s.Auth.Local.Issuers))
+	for _, is := range s.Auth.Local.Issuers {
+		out = append(out, is.Issuer)
+	}
+	return out
+}
+
+// UserEndpointIssuer returns the iss of the auth service's users: the
+// issuer with user_endpoint: true among several, the only one, or
+// auth.local.issuer; "" in verify: remote or when no issuer is configured.
+func (s Settings) UserEndpointIssuer() string {
+	if s.Auth.Verify == VerifyRemote {
+		return ""
+	}
+	l := s.Auth.Local
+	switch len(l.Issuers) {
+	case 0:
+		return l.Issuer
+	case 1:
+		return l.Issuers[0].Issuer
+	}
+	for _, is := range l.Issuers {
+		if is.UserEndpoint != nil && *is.UserEndpoint {
+			return is.Issuer
+		}
+	}
+	return ""
 }
 
 // KeyEnvPrefix marks an entry of auth.local.keys that names an environment
@@ -839,6 +881,32 @@ func (s *Settings) validateLocal(bad func(key, format string, args ...any), chec
 		if (is.JWKSURL == "") == (len(is.Keys) == 0) {
 			bad(key, "needs either jwks_url or keys (exactly one)")
 		}
+	}
+	s.validateUserEndpoint(bad)
+}
+
+// validateUserEndpoint checks auth.local.issuers[].user_endpoint: users are
+// fetched from the auth service only for the issuer whose tokens it issues,
+// so among several issuers exactly one names it.
+func (s *Settings) validateUserEndpoint(bad func(key, format string, args ...any)) {
+	l := &s.Auth.Local
+	if len(l.Issuers) == 1 {
+		if ue := l.Issuers[0].UserEndpoint; ue != nil && !*ue {
+			bad("auth.local.issuers[0].user_endpoint", "must be true (or unset) for the only issuer: its users come from auth_service.user_path")
+		}
+		return
+	}
+	var with []int
+	for i, is := range l.Issuers {
+		if is.UserEndpoint != nil && *is.UserEndpoint {
+			with = append(with, i)
+		}
+	}
+	switch {
+	case len(with) == 0:
+		bad("auth.local.issuers", "with several issuers, exactly one must set user_endpoint: true (the issuer whose tokens the auth service at auth_service.url issues); users of the others cannot be resolved")
+	case len(with) > 1:
+		bad(fmt.Sprintf("auth.local.issuers[%d].user_endpoint", with[1]), "only one issuer may set user_endpoint: true (auth.local.issuers[%d] does); the auth service issues one issuer's tokens", with[0])
 	}
 }
 

@@ -47,7 +47,7 @@ func TestLocalSettingsValid(t *testing.T) {
 	for name, doc := range map[string]string{
 		"jwks":    "auth:\n  verify: local\n  local:\n    jwks_url: http://127.0.0.1:8000/.well-known/jwks.json\n    issuer: https://auth\n    audience: api\n    leeway: 5s\n",
 		"hmac":    "auth:\n  verify: hybrid\n  local:\n    keys: ['env:JWT_SECRET']\n    algorithms: [HS256]\n",
-		"issuers": "auth:\n  verify: local\n  local:\n    algorithms: [RS256, ES256, HS256]\n    audience: api\n    issuers:\n      - issuer: https://a\n        jwks_url: https://a/jwks.json\n      - issuer: legacy\n        keys: [/etc/jwtgate/legacy.pem, 'env:LEGACY_SECRET']\n        audience: old\n",
+		"issuers": "auth:\n  verify: local\n  local:\n    algorithms: [RS256, ES256, HS256]\n    audience: api\n    issuers:\n      - issuer: https://a\n        jwks_url: https://a/jwks.json\n        user_endpoint: true\n      - issuer: legacy\n        keys: [/etc/jwtgate/legacy.pem, 'env:LEGACY_SECRET']\n        audience: old\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := LoadSettings(strings.NewReader(doc), noEnv); err != nil {

@@ -74,11 +74,85 @@ func OpenStore(ctx context.Context, cfg Database, now func() time.Time) (*Store,
 		_ = s.Close()
 		return nil, err
 	}
-	if err := db.WithContext(ctx).AutoMigrate(&User{}); err != nil {
+	if err := s.migrate(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("migrate %s database: %w", cfg.Driver, err)
 	}
 	return s, nil
+}
+
+// migrateLock is the PostgreSQL advisory lock key that serialises schema
+// migrations of replicas starting at once ("jwtgate" in ASCII).
+const migrateLock = 0x6a77746761746500
+
+// migrate creates the schema, or brings an older one up to date, in one
+// transaction (on PostgreSQL under an advisory lock, so replicas starting
+// together migrate once).
+func (s *Store) migrate(ctx context.Context) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.driver == "postgres" {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLock).Error; err != nil {
+				return err
+			}
+		}
+		m := tx.Migrator()
+		if m.HasTable(&User{}) && !m.HasColumn(&User{}, "issuer") {
+			if err := s.addIssuerKey(tx); err != nil {
+				return fmt.Errorf("add the issuer to the users key: %w", err)
+			}
+		}
+		return tx.AutoMigrate(&User{})
+	})
+}
+
+// addIssuerKey migrates a users table keyed by id alone (before several
+// issuers were told apart) to the (issuer, id) key. Every existing row is a
+// user of the auth service, so it keeps its id with issuer "".
+func (s *Store) addIssuerKey(tx *gorm.DB) error {
+	if s.driver == "postgres" {
+		for _, q := range []string{
+			`ALTER TABLE users ADD COLUMN issuer varchar(191) NOT NULL DEFAULT ''`,
+			`ALTER TABLE users ALTER COLUMN issuer DROP DEFAULT`,
+			`ALTER TABLE users DROP CONSTRAINT IF EXISTS users_pkey`,
+			`ALTER TABLE users ADD PRIMARY KEY (issuer, id)`,
+		} {
+			if err := tx.Exec(q).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// SQLite cannot change a primary key: build the new table and copy.
+	cols, err := tx.Migrator().ColumnTypes(&User{})
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, c := range cols {
+		names = append(names, `"`+c.Name()+`"`)
+	}
+	list := strings.Join(names, ", ")
+	for _, q := range []string{
+		`DROP INDEX IF EXISTS idx_users_email`,
+		`DROP INDEX IF EXISTS idx_users_fetched_at`,
+		`ALTER TABLE users RENAME TO users_before_issuer`,
+	} {
+		if err := tx.Exec(q).Error; err != nil {
+			return err
+		}
+	}
+	if err := tx.Migrator().CreateTable(&User{}); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		`INSERT INTO users (issuer, ` + list + `) SELECT '', ` + list + ` FROM users_before_issuer`,
+		`DROP TABLE users_before_issuer`,
+	} {
+		if err := tx.Exec(q).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sqliteDSN adds WAL, a busy timeout and immediate write transactions to a
@@ -186,56 +260,68 @@ func (s *Store) Close() error {
 	return sqlDB.Close()
 }
 
-// UpsertUser inserts the user or updates the row with the same id, in one
+// UpsertUser inserts the user or updates the row with the same key, in one
 // statement (INSERT ... ON CONFLICT), so concurrent mirrors of one user from
 // one or several replicas never fail or duplicate.
 func (s *Store) UpsertUser(ctx context.Context, u User) error {
 	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "id"}},
+		Columns:   []clause.Column{{Name: "issuer"}, {Name: "id"}},
 		DoUpdates: clause.AssignmentColumns(upsertColumns),
 	}).Create(&u).Error
 	if err != nil {
-		return fmt.Errorf("upsert user %q: %w", u.ID, err)
+		return fmt.Errorf("upsert user %q: %w", u.Key(), err)
 	}
 	return nil
 }
 
-// User returns the mirrored user with this id, or ErrNotFound.
+// User returns the auth service's user with this id (issuer ""), or ErrNotFound.
 func (s *Store) User(ctx context.Context, id string) (User, error) {
+	return s.UserByKey(ctx, UserKey{ID: id})
+}
+
+// UserByKey returns the mirrored user with this key, or ErrNotFound.
+func (s *Store) UserByKey(ctx context.Context, k UserKey) (User, error) {
 	var u User
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&u).Error
+	err := s.db.WithContext(ctx).Where("issuer = ? AND id = ?", k.Issuer, k.ID).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
+		return User{}, fmt.Errorf("user %q: %w", k, ErrNotFound)
 	} else if err != nil {
-		return User{}, fmt.Errorf("user %q: %w", id, err)
+		return User{}, fmt.Errorf("user %q: %w", k, err)
 	}
 	return u, nil
 }
 
-// SetActive sets a mirrored user's is_active flag; ErrNotFound when absent.
+// SetActive sets the is_active flag of the auth service's user with this
+// id (issuer ""); ErrNotFound when absent.
 func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
-	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Update("is_active", active)
+	return s.SetActiveByKey(ctx, UserKey{ID: id}, active)
+}
+
+// SetActiveByKey sets a mirrored user's is_active flag; ErrNotFound when absent.
+func (s *Store) SetActiveByKey(ctx context.Context, k UserKey, active bool) error {
+	res := s.db.WithContext(ctx).Model(&User{}).Where("issuer = ? AND id = ?", k.Issuer, k.ID).Update("is_active", active)
 	if res.Error != nil {
-		return fmt.Errorf("set user %q active=%t: %w", id, active, res.Error)
+		return fmt.Errorf("set user %q active=%t: %w", k, active, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("user %q: %w", id, ErrNotFound)
+		return fmt.Errorf("user %q: %w", k, ErrNotFound)
 	}
 	return nil
 }
 
-// Users lists mirrored users ordered by id.
+// Users lists mirrored users ordered by issuer, then id.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
 	var us []User
-	if err := s.db.WithContext(ctx).Order("id").Find(&us).Error; err != nil {
+	if err := s.db.WithContext(ctx).Order("issuer").Order("id").Find(&us).Error; err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	return us, nil
 }
 
-// DeleteUser removes a mirrored user; ErrNotFound when absent.
+// DeleteUser removes the auth service's user with this id (issuer "");
+// ErrNotFound when absent.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&User{})
+	res := s.db.WithContext(ctx).Where("issuer = ? AND id = ?", "", id).Delete(&User{})
 	if res.Error != nil {
 		return fmt.Errorf("delete user %q: %w", id, res.Error)
 	}

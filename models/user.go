@@ -9,9 +9,14 @@ import (
 )
 
 // User is a mirrored record of the auth service's user. The primary key is
-// the auth service's id (as text, so numeric and UUID ids both fit); email
-// is not unique, so an email change or swap never duplicates or collides.
+// (Issuer, ID): the user namespace and the id within it (as text, so
+// numeric and UUID ids both fit). Email is not unique, so an email change
+// or swap never duplicates or collides.
 type User struct {
+	// Issuer is the user namespace: "" for the users of the auth service
+	// (auth_service.url; with one issuer, every user), otherwise the iss of
+	// the issuer whose users they are. See UserKey.
+	Issuer      string `gorm:"primaryKey;size:191;not null"`
 	ID          string `gorm:"primaryKey;size:191"`
 	Email       string `gorm:"index;size:320"`
 	Username    string `gorm:"size:191"`
@@ -29,6 +34,26 @@ type User struct {
 	FetchedAt time.Time `gorm:"index"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// UserKey identifies a mirrored user: the namespace (User.Issuer) and the
+// id within it. A user id alone is ambiguous once several issuers are
+// trusted: issuer A's user 1 and a legacy issuer's user 1 are two people.
+type UserKey struct {
+	Issuer string
+	ID     string
+}
+
+// Key returns the user's key.
+func (u *User) Key() UserKey { return UserKey{Issuer: u.Issuer, ID: u.ID} }
+
+// String renders the key for logs: the id alone in the auth service's
+// namespace, else "iss|id".
+func (k UserKey) String() string {
+	if k.Issuer == "" {
+		return k.ID
+	}
+	return k.Issuer + "|" + k.ID
 }
 
 // UserFromRecord builds a User from the auth service's JSON record. The id

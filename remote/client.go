@@ -249,8 +249,8 @@ func (c *Client) GetUser(ctx context.Context, token, id string, hdr http.Header)
 	return c.do(ctx, EndpointUser, http.MethodGet, path, h, nil)
 }
 
-// FetchUser fetches and parses a user record. 401, 403 and 404 match
-// models.ErrUserRejected; no answer or 5xx match models.ErrAuthUnavailable.
+// FetchUser fetches and parses a user record; see ParseUser for how the
+// auth service's refusals are classified.
 func (c *Client) FetchUser(ctx context.Context, token, id string, now time.Time) (models.User, error) {
 	resp, err := c.GetUser(ctx, token, id, nil)
 	if err != nil {
@@ -259,8 +259,25 @@ func (c *Client) FetchUser(ctx context.Context, token, id string, now time.Time)
 	return ParseUser(resp, now)
 }
 
-// ParseUser turns a user endpoint's answer into a User, classifying failures
-// as FetchUser does.
+// SimpleJWT's codes for a 401 from a protected view (JWTAuthentication.
+// get_user) that speak about the user rather than the token.
+const (
+	codeUserInactive = "user_inactive"
+	codeUserNotFound = "user_not_found"
+)
+
+// ParseUser turns a user endpoint's answer into a User and classifies a
+// refusal by what it says:
+//   - about the user (matching models.ErrUserRejected): SimpleJWT's 401 with
+//     code user_inactive (also matching models.ErrUserInactive) or
+//     user_not_found, or a 404;
+//   - about the token (a *models.TokenError, matching
+//     models.ErrTokenInvalid): any other 401, such as token_not_valid for a
+//     token that expired on its way to the auth service;
+//   - about the caller's rights (matching models.ErrPermissionDenied): 403;
+//   - no usable answer (matching models.ErrAuthUnavailable): anything else.
+//
+// Only the first kind may change what the mirror says about the user.
 func ParseUser(resp Response, now time.Time) (models.User, error) {
 	switch resp.Status {
 	case http.StatusOK:
@@ -269,11 +286,46 @@ func ParseUser(resp Response, now time.Time) (models.User, error) {
 			return models.User{}, fmt.Errorf("%w: %w", err, models.ErrAuthUnavailable)
 		}
 		return u, nil
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		return models.User{}, fmt.Errorf("user endpoint answered %d: %w", resp.Status, models.ErrUserRejected)
+	case http.StatusUnauthorized:
+		switch code := errorCode(resp.Body); code {
+		case codeUserInactive:
+			return models.User{}, fmt.Errorf("user endpoint answered 401 %s: %w: %w", code, models.ErrUserRejected, models.ErrUserInactive)
+		case codeUserNotFound:
+			return models.User{}, fmt.Errorf("user endpoint answered 401 %s: %w", code, models.ErrUserRejected)
+		default:
+			return models.User{}, &models.TokenError{Reason: models.ReasonRejected, Detail: "the user endpoint refused the token (401 " + quoteCode(code) + ")"}
+		}
+	case http.StatusNotFound:
+		return models.User{}, fmt.Errorf("user endpoint answered 404: %w", models.ErrUserRejected)
+	case http.StatusForbidden:
+		return models.User{}, fmt.Errorf("user endpoint answered 403: %w", models.ErrPermissionDenied)
 	default:
 		return models.User{}, fmt.Errorf("user endpoint answered %d: %w", resp.Status, models.ErrAuthUnavailable)
 	}
+}
+
+// errorCode returns the "code" of a DRF/SimpleJWT error body, or "".
+func errorCode(body []byte) string {
+	var e struct {
+		Code any `json:"code"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	s, _ := e.Code.(string)
+	return s
+}
+
+// quoteCode renders an error code for a log line: short and quoted, as it
+// comes from the wire.
+func quoteCode(code string) string {
+	if code == "" {
+		return "without code"
+	}
+	if len(code) > 64 {
+		code = code[:64]
+	}
+	return fmt.Sprintf("%q", code)
 }
 
 // outcomes are the Observe outcomes by status class, pre-built so the warm

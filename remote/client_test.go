@@ -106,7 +106,7 @@ func TestRelayPassesAnswerThrough(t *testing.T) {
 }
 
 func TestFetchUserClassifies(t *testing.T) {
-	for status, want := range map[int]error{401: models.ErrUserRejected, 403: models.ErrUserRejected, 404: models.ErrUserRejected, 500: models.ErrAuthUnavailable} {
+	for status, want := range map[int]error{401: models.ErrTokenInvalid, 403: models.ErrPermissionDenied, 404: models.ErrUserRejected, 500: models.ErrAuthUnavailable} {
 		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) })
 		if _, err := c.FetchUser(t.Context(), "tok", "5", time.Now()); !errors.Is(err, want) {
 			t.Fatalf("%d: %v, want %v", status, err, want)

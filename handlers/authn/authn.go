@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -33,9 +32,9 @@ type UserFetcher interface {
 
 // UserStore is the part of the user mirror authn needs.
 type UserStore interface {
-	User(ctx context.Context, id string) (models.User, error)
+	UserByKey(ctx context.Context, k models.UserKey) (models.User, error)
 	UpsertUser(ctx context.Context, u models.User) error
-	SetActive(ctx context.Context, id string, active bool) error
+	SetActiveByKey(ctx context.Context, k models.UserKey, active bool) error
 }
 
 // Principal is an authenticated caller.
@@ -49,6 +48,10 @@ type Principal struct {
 	// Derived is what Authenticator.Derive computed for this user record
 	// (e.g. pre-built identity header values); shared, read-only.
 	Derived any
+	// Issuer is the iss of the issuer the user belongs to: the token's,
+	// checked by the local verifier, when several issuers are trusted;
+	// otherwise the one configured issuer, or "" when none is.
+	Issuer string
 
 	raw string // the request's token, to decode the claims on demand
 }
@@ -81,6 +84,14 @@ type Config struct {
 	RefreshAfter   time.Duration
 	// CallTimeout bounds a shared call home, whoever is waiting for it.
 	CallTimeout time.Duration
+	// Issuers lists the trusted issuers' iss values when there are several
+	// (verify: local or hybrid with two or more auth.local.issuers): users
+	// are then told apart by issuer. Empty: one user namespace.
+	Issuers []string
+	// Issuer is the iss of the auth service's users: with several issuers,
+	// the one whose user_endpoint is true; otherwise the configured issuer
+	// ("" when none is). It is what user.issuer and X-User-Issuer say.
+	Issuer string
 }
 
 // ConfigFrom takes the authenticator's settings from settings.yaml.
@@ -96,6 +107,8 @@ func ConfigFrom(s models.Settings) Config {
 		UserCacheSz:    s.Users.CacheSize,
 		RefreshAfter:   s.Users.RefreshAfter,
 		CallTimeout:    s.AuthService.Timeout,
+		Issuers:        s.UserIssuers(),
+		Issuer:         s.UserEndpointIssuer(),
 	}
 }
 
@@ -139,7 +152,7 @@ type Authenticator struct {
 	tokens   *lru.Cache[[32]byte, verdict]
 	rejected *lru.Cache[[32]byte, time.Time]
 	revoked  *lru.Cache[[32]byte, time.Time] // logged out: refused until exp
-	users    *lru.Cache[string, *cachedUser]
+	users    *lru.Cache[models.UserKey, *cachedUser]
 
 	tokenCalls singleflight.Group
 	userCalls  singleflight.Group
@@ -165,7 +178,7 @@ type Peers interface {
 	// until until (zero: evict only).
 	TokenRevoked(key [32]byte, until time.Time)
 	// UserChanged says a user was deactivated or deleted: evict it.
-	UserChanged(id string)
+	UserChanged(k models.UserKey)
 }
 
 // Observer receives authentication events; any field may be nil.
@@ -198,7 +211,7 @@ func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("auth.cache.size: %w", err)
 	}
-	users, err := lru.New[string, *cachedUser](cfg.UserCacheSz)
+	users, err := lru.New[models.UserKey, *cachedUser](cfg.UserCacheSz)
 	if err != nil {
 		return nil, fmt.Errorf("users.cache_size: %w", err)
 	}
@@ -213,27 +226,39 @@ func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, 
 func TokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
 
 // Authenticate checks raw and returns the caller. Errors match
-// models.ErrTokenInvalid, ErrUserInactive, ErrAuthUnavailable or ErrUserRejected.
+// models.ErrTokenInvalid, ErrUserInactive, ErrAuthUnavailable,
+// ErrUserRejected, ErrPermissionDenied or ErrNoUserSource.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	tok, err := a.Token(ctx, raw)
 	if err != nil {
 		return Principal{}, err
 	}
-	cu, err := a.user(ctx, raw, tok.UserID)
+	key, iss, err := a.userKey(raw, tok.UserID)
+	if err != nil {
+		reason := models.TokenReason(err)
+		if reason == "" {
+			reason = ReasonNoUserSource
+		}
+		a.refused(reason)
+		return Principal{}, err
+	}
+	cu, err := a.user(ctx, raw, key)
 	if err != nil {
 		switch {
 		case errors.Is(err, models.ErrUserInactive):
 			a.refused(models.ReasonInactive)
 		case errors.Is(err, models.ErrUserRejected):
 			a.refused(models.ReasonUserNotFound)
+		case errors.Is(err, models.ErrTokenInvalid):
+			a.refused(models.ReasonRejected)
 		}
 		return Principal{}, err
 	}
 	if !cu.user.IsActive {
 		a.refused(models.ReasonInactive)
-		return Principal{}, fmt.Errorf("user %q: %w", cu.user.ID, models.ErrUserInactive)
+		return Principal{}, fmt.Errorf("user %q: %w", key, models.ErrUserInactive)
 	}
-	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Derived: cu.derived, raw: raw}, nil
+	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Derived: cu.derived, Issuer: iss, raw: raw}, nil
 }
 
 // Token checks a token without resolving its user. The returned Claims are
@@ -340,130 +365,6 @@ func (a *Authenticator) checkLocal(ctx context.Context, raw string) error {
 	return err
 }
 
-// user returns the cached user, or loads it once for all concurrent callers.
-func (a *Authenticator) user(ctx context.Context, raw, id string) (*cachedUser, error) {
-	if cu, ok := a.users.Get(id); ok && a.now().Before(cu.checkAt) {
-		return cu, nil
-	}
-	ch := a.userCalls.DoChan(id, func() (any, error) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*a.cfg.CallTimeout)
-		defer cancel()
-		return a.loadUser(cctx, raw, id)
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*cachedUser), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("user %q: %w", id, ctx.Err())
-	}
-}
-
-func (a *Authenticator) loadUser(ctx context.Context, raw, id string) (*cachedUser, error) {
-	var stale *models.User
-	var staleAttrs map[string]any // a cached record's: its Fields are not kept
-	if cu, ok := a.users.Get(id); ok {
-		if a.now().Before(cu.checkAt) { // another flight just refreshed it
-			return cu, nil
-		}
-		stale, staleAttrs = &cu.user, cu.attrs
-	} else {
-		u, err := a.store.User(ctx, id)
-		switch {
-		case err == nil:
-			if a.now().Sub(u.FetchedAt) < a.cfg.RefreshAfter {
-				return a.remember(u, u.FetchedAt.Add(a.cfg.RefreshAfter)), nil
-			}
-			stale = &u
-		case errors.Is(err, models.ErrNotFound):
-		default:
-			// The mirror is a cache of the auth service: carry on without it.
-			a.log.ErrorContext(ctx, "user mirror read failed", "user_id", id, "err", err)
-		}
-	}
-	fetched, err := a.fetcher.FetchUser(ctx, raw, id, a.now())
-	switch {
-	case err == nil && fetched.ID != id:
-		a.log.WarnContext(ctx, "auth service returned another user's record", "user_id", id, "record_id", fetched.ID)
-		return nil, fmt.Errorf("user %q: record is for %q: %w", id, fetched.ID, models.ErrUserRejected)
-	case err == nil:
-		a.fetched("ok")
-		a.write(ctx, fetched)
-		return a.remember(fetched, fetched.FetchedAt.Add(a.cfg.RefreshAfter)), nil
-	case errors.Is(err, models.ErrUserRejected):
-		a.fetched("rejected")
-		if stale == nil {
-			return nil, fmt.Errorf("user %q: %w", id, err)
-		}
-		// Definitive: the user was deactivated or deleted, or the token is
-		// no longer accepted. Keep the record but refuse it from now on.
-		a.log.InfoContext(ctx, "auth service refused a mirrored user; marking inactive", "user_id", id)
-		u := *stale
-		u.IsActive = false
-		if werr := a.store.SetActive(ctx, id, false); werr != nil && !errors.Is(werr, models.ErrNotFound) {
-			a.log.ErrorContext(ctx, "user mirror write failed", "user_id", id, "err", werr)
-		}
-		if a.Peers != nil && stale.IsActive {
-			a.Peers.UserChanged(id)
-		}
-		a.rememberAttrs(u, staleAttrs, a.now().Add(a.cfg.RefreshAfter))
-		return nil, fmt.Errorf("user %q: %w", id, models.ErrUserInactive)
-	default:
-		a.fetched("unavailable")
-		if stale == nil {
-			return nil, fmt.Errorf("user %q: %w", id, err)
-		}
-		a.log.WarnContext(ctx, "auth service unreachable; serving stale user record", "user_id", id, "fetched_at", stale.FetchedAt, "err", err)
-		return a.rememberAttrs(*stale, staleAttrs, a.now().Add(min(a.cfg.RefreshAfter, staleRetry))), nil
-	}
-}
-
-// Mirror stores a freshly fetched user (after a login, say) and caches it.
-func (a *Authenticator) Mirror(ctx context.Context, u models.User) error {
-	err := a.write(ctx, u)
-	a.remember(u, u.FetchedAt.Add(a.cfg.RefreshAfter))
-	return err
-}
-
-func (a *Authenticator) write(ctx context.Context, u models.User) error {
-	err := a.store.UpsertUser(ctx, u)
-	if a.Observer.MirrorWritten != nil {
-		a.Observer.MirrorWritten(err)
-	}
-	if err != nil {
-		// The record stays cached in memory and is written on next fetch.
-		a.log.ErrorContext(ctx, "user mirror write failed", "user_id", u.ID, "err", err)
-	}
-	return err
-}
-
-func (a *Authenticator) remember(u models.User, checkAt time.Time) *cachedUser {
-	return a.rememberAttrs(u, nil, checkAt)
-}
-
-// rememberAttrs caches a user with its rule attributes: attrs when given
-// (a stale cached record, whose Fields are gone), else built from u. The
-// cached copy drops Fields: attrs holds every field already, and keeping
-// both maps made the user cache half as big again (tests/load --memory-only).
-func (a *Authenticator) rememberAttrs(u models.User, attrs map[string]any, checkAt time.Time) *cachedUser {
-	switch {
-	case attrs == nil:
-		attrs = u.Attributes()
-	case attrs["is_active"] != u.IsActive: // marked inactive: attrs are shared, so copy
-		attrs = maps.Clone(attrs)
-		attrs["is_active"] = u.IsActive
-	}
-	u.Fields = nil
-	cu := &cachedUser{user: u, attrs: attrs, checkAt: checkAt}
-	if a.Derive != nil {
-		cu.derived = a.Derive(&cu.user)
-	}
-	a.users.Add(u.ID, cu)
-	return cu
-}
-
 // ForgetToken drops a token from the verify caches (after a blacklist call).
 func (a *Authenticator) ForgetToken(raw string) {
 	key := TokenKey(raw)
@@ -506,9 +407,6 @@ func (a *Authenticator) RevokeKey(key [32]byte, until time.Time) {
 	}
 	a.ForgetTokenKey(key)
 }
-
-// ForgetUser drops a user from the user cache.
-func (a *Authenticator) ForgetUser(id string) { a.users.Remove(id) }
 
 // ForgetAll empties the verify and user caches (revocations stay). A
 // replica calls it when it may have missed its peers' messages.

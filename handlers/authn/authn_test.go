@@ -47,10 +47,10 @@ func newMemUsers() *memUsers {
 	return &memUsers{db: map[string]models.User{}, remote: map[string]models.User{}}
 }
 
-func (m *memUsers) User(_ context.Context, id string) (models.User, error) {
+func (m *memUsers) UserByKey(_ context.Context, k models.UserKey) (models.User, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	u, ok := m.db[id]
+	u, ok := m.db[k.String()]
 	if !ok {
 		return models.User{}, models.ErrNotFound
 	}
@@ -60,19 +60,19 @@ func (m *memUsers) User(_ context.Context, id string) (models.User, error) {
 func (m *memUsers) UpsertUser(_ context.Context, u models.User) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.db[u.ID] = u
+	m.db[u.Key().String()] = u
 	return nil
 }
 
-func (m *memUsers) SetActive(_ context.Context, id string, active bool) error {
+func (m *memUsers) SetActiveByKey(_ context.Context, k models.UserKey, active bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	u, ok := m.db[id]
+	u, ok := m.db[k.String()]
 	if !ok {
 		return models.ErrNotFound
 	}
 	u.IsActive = active
-	m.db[id] = u
+	m.db[k.String()] = u
 	return nil
 }
 

@@ -92,7 +92,7 @@ func New(routes []string) *Metrics {
 		refusals: f.counterVec("jwtgate_auth_refusals_total",
 			"Requests refused authentication, by reason.", "reason"),
 		userFetches: f.counterVec("jwtgate_user_fetches_total",
-			"User records fetched from the auth service, by outcome (ok, rejected, unavailable).", "outcome"),
+			"User records fetched from the auth service, by outcome (ok, rejected: the user is inactive or gone, token_refused: the token was refused, unavailable).", "outcome"),
 		circuit: f.gaugeVec("jwtgate_auth_circuit_state",
 			"Circuit breaker on the auth service: 1 for the current state (closed, half-open, open).", "state"),
 		ready: f.gaugeVec("jwtgate_ready",

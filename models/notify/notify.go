@@ -41,6 +41,10 @@ type Message struct {
 	Until int64 `json:"u,omitempty"`
 	// User is a user id (KindUser).
 	User string `json:"id,omitempty"`
+	// Issuer is the user's namespace (models.User.Issuer, KindUser); absent
+	// for the auth service's users, so messages of replicas that predate
+	// several issuers still mean the same user.
+	Issuer string `json:"iss,omitempty"`
 }
 
 // Publisher sends messages to every replica. It implements authn.Peers.
@@ -67,7 +71,9 @@ func (p *Publisher) TokenRevoked(key [32]byte, until time.Time) {
 }
 
 // UserChanged tells every replica to evict a user (deactivated or deleted).
-func (p *Publisher) UserChanged(id string) { p.send(Message{Kind: KindUser, User: id}) }
+func (p *Publisher) UserChanged(k models.UserKey) {
+	p.send(Message{Kind: KindUser, User: k.ID, Issuer: k.Issuer})
+}
 
 func (p *Publisher) send(m Message) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
@@ -100,7 +106,7 @@ func (p *Publisher) Publish(ctx context.Context, m Message) error {
 // which are harmless: evicting twice).
 type Handler struct {
 	TokenRevoked func(key [32]byte, until time.Time)
-	UserChanged  func(id string)
+	UserChanged  func(k models.UserKey)
 	// Gap is called after a reconnect: messages sent while the connection
 	// was down are lost, so caches should be dropped.
 	Gap func()
@@ -214,7 +220,7 @@ func (l *Listener) dispatch(payload string) {
 		}
 	case KindUser:
 		if m.User != "" && l.h.UserChanged != nil {
-			l.h.UserChanged(m.User)
+			l.h.UserChanged(models.UserKey{Issuer: m.Issuer, ID: m.User})
 		}
 	default:
 		l.log.Warn("ignoring a notification of unknown kind", "kind", m.Kind)
