@@ -81,6 +81,32 @@ type Config struct {
 	RefreshAfter   time.Duration
 	// CallTimeout bounds a shared call home, whoever is waiting for it.
 	CallTimeout time.Duration
+	// CallsHome, when set, is asked before a verify-cache miss calls the
+	// verifier, so one client cannot make the gateway flood the auth
+	// service with forged tokens; nil: unbounded. Tokens with a verdict in
+	// the cache, negative-cache hits and pre-check failures never ask.
+	CallsHome CallBudget
+}
+
+// CallBudget bounds the calls home a client may cause. The client is the
+// one ctx belongs to (the HTTP layer puts it there).
+type CallBudget interface {
+	// Take spends one call home; when the client's budget is spent it
+	// returns false and how long until the next call home is allowed.
+	Take(ctx context.Context) (ok bool, retryAfter time.Duration)
+}
+
+// reasonThrottled is the refusal reason of a call home over the budget.
+const reasonThrottled = "throttled"
+
+// ThrottledError refuses a request whose call home the client's
+// CallBudget does not allow.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("calls home throttled for this client; retry after %s", e.RetryAfter)
 }
 
 // ConfigFrom takes the authenticator's settings from settings.yaml.
@@ -250,7 +276,9 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		return models.Token{}, &models.TokenError{Reason: models.ReasonRevoked, Detail: "logged out"}
 	}
 	var stale *verdict // past its TTL, but servable if the auth service is down
+	known := false     // verified before and not expired: never limited by CallsHome
 	if v, ok := a.tokens.Get(key); ok {
+		known = now.UnixNano() < v.exp
 		if n := now.UnixNano(); n < v.expires {
 			a.event(a.Observer.CacheHit)
 			if err := a.checkLocal(ctx, raw); err != nil {
@@ -280,6 +308,12 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
 		}
 		return models.Token{}, err
+	}
+	if !known && a.cfg.CallsHome != nil {
+		if ok, wait := a.cfg.CallsHome.Take(ctx); !ok {
+			a.refused(reasonThrottled)
+			return models.Token{}, &ThrottledError{RetryAfter: wait}
+		}
 	}
 	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
 		// Shared by every waiter: run it on a context no single caller can
