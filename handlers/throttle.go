@@ -98,19 +98,6 @@ func refuseThrottled(c *gin.Context, wait time.Duration) {
 		fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs)).abort(c)
 }
 
-// throttled limits a route per client address (gin's ClientIP: the TCP
-// peer, or the forwarded client when the peer is a trusted proxy).
-func throttled(t *throttle) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if t == nil {
-			return
-		}
-		if ok, wait := t.allow(clientKey(c.ClientIP())); !ok {
-			refuseThrottled(c, wait)
-		}
-	}
-}
-
 // clientCtxKey carries the request's client key in its context, for the
 // calls-home budget that authn consults.
 type clientCtxKey struct{}
