@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,4 +214,19 @@ func TestThrottleAccountWindow(t *testing.T) {
 	if n := g.accounts.Len(); n != 0 {
 		t.Fatalf("%d accounts tracked, want 0", n)
 	}
+}
+
+// FuzzThrottleLoginNames: any body is read without panicking, and every
+// name found is non-empty and trimmed as DRF trims it.
+func FuzzThrottleLoginNames(f *testing.F) {
+	f.Add(mediaJSON, []byte(`{"email":"alice@example.com","email":"x","username":1e2}`))
+	f.Add(mediaForm, []byte("email=a%zz&email=+b+&username=caf\xe9;x"))
+	f.Fuzz(func(t *testing.T, mt string, body []byte) {
+		for _, name := range loginNames(mt, body, defaultLoginFields) {
+			if name == "" || strings.TrimFunc(name, pythonSpace) != name {
+				t.Fatalf("name %q from %q", name, body)
+			}
+			_ = foldLoginName(name)
+		}
+	})
 }

@@ -96,6 +96,10 @@ type CallBudget interface {
 	Take(ctx context.Context) (ok bool, retryAfter time.Duration)
 }
 
+// retriedKey marks a context whose request already waited on a call
+// another client's budget refused.
+type retriedKey struct{}
+
 // reasonThrottled is the refusal reason of a call home over the budget.
 const reasonThrottled = "throttled"
 
@@ -309,13 +313,14 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		}
 		return models.Token{}, err
 	}
-	if !known && a.cfg.CallsHome != nil {
-		if ok, wait := a.cfg.CallsHome.Take(ctx); !ok {
-			a.refused(reasonThrottled)
-			return models.Token{}, &ThrottledError{RetryAfter: wait}
-		}
-	}
+	led := false // this request started the call (waiters on another's call spend nothing)
 	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
+		led = true
+		if !known && a.cfg.CallsHome != nil {
+			if ok, wait := a.cfg.CallsHome.Take(ctx); !ok {
+				return nil, &ThrottledError{RetryAfter: wait}
+			}
+		}
 		// Shared by every waiter: run it on a context no single caller can
 		// cancel, bounded by its own timeout.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
@@ -347,6 +352,16 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			a.event(a.Observer.Coalesced)
 		}
 		if res.Err != nil {
+			var throttled *ThrottledError
+			if errors.As(res.Err, &throttled) {
+				if !led && ctx.Value(retriedKey{}) == nil {
+					// Another client's budget refused the call we waited
+					// for: try once on our own.
+					return a.Token(context.WithValue(ctx, retriedKey{}, true), raw)
+				}
+				a.refused(reasonThrottled)
+				return models.Token{}, res.Err
+			}
 			if stale != nil && errors.Is(res.Err, models.ErrAuthUnavailable) {
 				a.event(a.Observer.StaleServed)
 				return stale.token(), nil

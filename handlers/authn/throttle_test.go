@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"jwtgate/models"
@@ -107,4 +109,72 @@ func TestThrottleCallsHomeBudget(t *testing.T) {
 	if b.asked != asked+1 || v.calls.Load() != 4 {
 		t.Fatalf("budget asked %d, verify calls %d; want 1 ask and 1 call for one forged token sent 3 times", b.asked-asked, v.calls.Load())
 	}
+}
+
+// throttleClientKey names the client in a test context.
+type throttleClientKey struct{}
+
+// throttleClientBudget allows calls home for the clients in allow only.
+type throttleClientBudget struct {
+	mu    sync.Mutex
+	allow map[string]bool
+	asked map[string]int
+}
+
+func (b *throttleClientBudget) Take(ctx context.Context) (bool, time.Duration) {
+	c, _ := ctx.Value(throttleClientKey{}).(string)
+	b.mu.Lock()
+	b.asked[c]++
+	ok := b.allow[c]
+	b.mu.Unlock()
+	if !ok {
+		time.Sleep(50 * time.Millisecond) // keep the refused call in flight for a waiter to join
+	}
+	return ok, time.Second
+}
+
+// TestThrottleCallsHomeCoalesced: requests waiting on one shared call home
+// spend nothing; a request that waited on a call another client's budget
+// refused tries once on its own budget.
+func TestThrottleCallsHomeCoalesced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		v := &countingVerifier{delay: 100 * time.Millisecond}
+		b := &throttleClientBudget{allow: map[string]bool{"a": true}, asked: map[string]int{}}
+		a := throttleAuth(t, v, b, time.Now)
+		ctxA := context.WithValue(t.Context(), throttleClientKey{}, "a")
+		ctxB := context.WithValue(t.Context(), throttleClientKey{}, "b")
+		tok := token(t, 1, time.Now().Add(time.Hour))
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 30 {
+			wg.Go(func() {
+				if _, err := a.Token(ctxA, tok); err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if failed.Load() != 0 || b.asked["a"] != 1 || v.calls.Load() != 1 {
+			t.Fatalf("30 coalesced misses: %d failed, budget asked %d times, %d calls; want 0, 1, 1", failed.Load(), b.asked["a"], v.calls.Load())
+		}
+
+		// b (over budget) leads the call for a new token; a waits on it,
+		// is refused by b's budget, and retries on its own.
+		tok2 := token(t, 2, time.Now().Add(time.Hour))
+		var errB, errA error
+		wg.Go(func() { _, errB = a.Token(ctxB, tok2) })
+		synctest.Wait()
+		wg.Go(func() { _, errA = a.Token(ctxA, tok2) })
+		wg.Wait()
+		var te *ThrottledError
+		if !errors.As(errB, &te) {
+			t.Fatalf("b over budget: %v, want ThrottledError", errB)
+		}
+		if errA != nil {
+			t.Fatalf("a waited on b's refused call: %v, want its own call to succeed", errA)
+		}
+		if b.asked["a"] != 2 || b.asked["b"] != 1 {
+			t.Fatalf("budget asked a %d, b %d times; want 2 and 1", b.asked["a"], b.asked["b"])
+		}
+	})
 }
