@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +230,52 @@ func FuzzThrottleLoginNames(f *testing.F) {
 			_ = foldLoginName(name)
 		}
 	})
+}
+
+// TestThrottleAccountTableOverflow: what overflowing throttle.accounts_size
+// buys an attacker. Successful logins of other users never push a locked
+// account out; only failures (or attempts in flight) for accounts_size other
+// names do, each of them a failure counted against its client address.
+func TestThrottleAccountTableOverflow(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	g := throttleGuard(t, models.Throttle{
+		AccountLimit: models.Limit{N: 2, Per: 15 * time.Minute},
+		ClientLimit:  models.Limit{N: 100, Per: 15 * time.Minute},
+		AccountsSize: 3,
+	})
+	g.now = func() time.Time { return now }
+	try := func(client, name string, status int) bool {
+		t.Helper()
+		a, _ := g.admit(client, []accountKey{g.key(name)})
+		if a == nil {
+			return false
+		}
+		g.done(a, status)
+		return true
+	}
+	try("10.0.0.1", "victim", http.StatusUnauthorized)
+	try("10.0.0.1", "victim", http.StatusUnauthorized)
+	for i := range 50 { // an office logging in: the table does not move
+		try("10.0.0.2", "user"+strconv.Itoa(i), http.StatusOK)
+	}
+	if try("10.0.0.3", "victim", http.StatusOK) {
+		t.Fatal("successful logins of other users evicted the locked account")
+	}
+	try("10.0.0.1", "other1", http.StatusUnauthorized)
+	try("10.0.0.1", "other2", http.StatusUnauthorized)
+	if try("10.0.0.3", "victim", http.StatusOK) {
+		t.Fatal("evicted before the table was full")
+	}
+	// Every attempt on the victim (refused or not) made it the most recent
+	// entry: pushing it out takes accounts_size failures for new names
+	// after the last attempt on it.
+	try("10.0.0.1", "other3", http.StatusUnauthorized)
+	try("10.0.0.1", "other4", http.StatusUnauthorized)
+	if _, ok := g.accounts.Peek(g.key("victim")); !ok {
+		t.Fatal("victim pushed out by fewer than accounts_size failures after its last attempt")
+	}
+	try("10.0.0.1", "other5", http.StatusUnauthorized)
+	if !try("10.0.0.3", "victim", http.StatusOK) {
+		t.Fatal("accounts_size failures for other names did not push the victim out (README says they do)")
+	}
 }
