@@ -117,7 +117,7 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 		if err != nil {
 			return fail(err)
 		}
-		if budget != nil {
+		if budget != nil { // a nil *callBudget in the interface would not be nil
 			ac.CallsHome = budget
 		}
 	}

@@ -27,13 +27,14 @@ type routerDeps struct {
 	metrics  *metrics.Metrics
 	health   *health.Checker
 	identity identity
-	signer   *signer // nil: identity_token off
-	login    *loginGuard
+	signer   *signer     // nil: identity_token off
+	login    *loginGuard // the login throttles
+	trusted  trustedProxies
+	now      func() time.Time
+
 	// callsHome is set when throttle.calls_home_per_client bounds calls
 	// home: requests then carry their client key for it.
 	callsHome bool
-	trusted   trustedProxies
-	now       func() time.Time
 }
 
 // newRouter is the one map of the HTTP surface.

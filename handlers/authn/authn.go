@@ -81,10 +81,11 @@ type Config struct {
 	RefreshAfter   time.Duration
 	// CallTimeout bounds a shared call home, whoever is waiting for it.
 	CallTimeout time.Duration
-	// CallsHome, when set, is asked before a verify-cache miss calls the
-	// verifier, so one client cannot make the gateway flood the auth
+	// CallsHome, when set, is asked by the request that starts a call to
+	// the verifier, so one client cannot make the gateway flood the auth
 	// service with forged tokens; nil: unbounded. Tokens with a verdict in
-	// the cache, negative-cache hits and pre-check failures never ask.
+	// the cache, negative-cache hits, pre-check failures and requests
+	// waiting on a call in flight never ask.
 	CallsHome CallBudget
 }
 
