@@ -244,7 +244,7 @@ func throttleForged(t *testing.T, i int, now time.Time) string {
 func TestSecThrottleCallsHome(t *testing.T) {
 	clk := newClock()
 	fa, id := newFake(t, fakeauth.Options{})
-	gw := throttleGateway(t, fa.URL(), clk.Now, `calls_home_per_client: "20/second"`)
+	gw := throttleGateway(t, fa.URL(), clk.Now, "") // the default: calls_home_per_client 20/second
 	access, _ := fa.IssuePair(id)
 	attacker, other := clientFrom(t, "127.0.0.2"), clientFrom(t, "127.0.0.3")
 	if r := do(t, attacker, http.MethodGet, gw.URL+"/api/x", access, nil); r.Status != http.StatusOK {
