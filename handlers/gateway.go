@@ -109,11 +109,21 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 			return fail(err)
 		}
 	}
-	login, err := newLoginThrottle(s.Throttle, now)
+	login, err := newLoginGuard(s.Throttle, s.AuthService.MaxBodyBytes, log, now)
 	if err != nil {
 		return fail(err)
 	}
-	auth, err := authn.New(authn.ConfigFrom(s), verifier, rc, store, log, now)
+	ac := authn.ConfigFrom(s)
+	if s.Auth.Verify != models.VerifyLocal { // local mode never calls home to verify
+		budget, err := newCallBudget(s.Throttle, now)
+		if err != nil {
+			return fail(err)
+		}
+		if budget != nil { // a nil *callBudget in the interface would not be nil
+			ac.CallsHome = budget
+		}
+	}
+	auth, err := authn.New(ac, verifier, rc, store, log, now)
 	if err != nil {
 		return fail(err)
 	}
@@ -161,7 +171,7 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 
 	router := newRouter(routerDeps{
 		log: log, settings: s, remote: rc, auth: auth, table: table,
-		identity: idn, signer: sig, login: login, trusted: trusted,
+		identity: idn, signer: sig, login: login, callsHome: ac.CallsHome != nil, trusted: trusted,
 		metrics: m, health: hc, now: now,
 	})
 	for _, ri := range router.Routes() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"jwtgate/handlers/authn"
 	"jwtgate/handlers/metrics"
 	"jwtgate/remote"
 )
@@ -150,6 +151,11 @@ func fail(c *gin.Context, log *slog.Logger, err error) {
 	var open *remote.CircuitOpenError
 	if errors.As(err, &open) {
 		c.Header("Retry-After", strconv.Itoa(max(int((open.RetryAfter+time.Second-1)/time.Second), 1)))
+	}
+	var throttled *authn.ThrottledError
+	if errors.As(err, &throttled) {
+		refuseThrottled(c, throttled.RetryAfter)
+		return
 	}
 	errorFor(c.Request.Context(), log, err).abort(c)
 }

@@ -27,10 +27,14 @@ type routerDeps struct {
 	metrics  *metrics.Metrics
 	health   *health.Checker
 	identity identity
-	signer   *signer   // nil: identity_token off
-	login    *throttle // nil: throttle.login_rate off
+	signer   *signer     // nil: identity_token off
+	login    *loginGuard // the login throttles
 	trusted  trustedProxies
 	now      func() time.Time
+
+	// callsHome is set when throttle.calls_home_per_client bounds calls
+	// home: requests then carry their client key for it.
+	callsHome bool
 }
 
 // newRouter is the one map of the HTTP surface.
@@ -57,10 +61,13 @@ func newRouter(d routerDeps) *gin.Engine {
 	)
 	r.Use(closeAfterChunked)
 	r.Use(tokenBodyDeadline(s.AuthService.BodyTimeout))
+	if d.callsHome {
+		r.Use(withClientKey())
+	}
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
-	r.POST("/auth/token/", throttled(d.login), handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
+	r.POST("/auth/token/", d.login.handler(), handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
 		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))
 	r.POST("/auth/token/refresh/", handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))

@@ -234,29 +234,71 @@ const (
 	AlgRS256 = "RS256"
 )
 
-// Throttle configures rate limits per client address.
+// Throttle configures the login throttles (failed logins per account and
+// per client address, all logins per client address) and the bound on calls
+// home per client address.
 type Throttle struct {
-	// LoginRate is DRF style: "10/minute" (second, minute, hour, day), or "off".
+	// FailuresPerAccount is how many failed logins one login name may have
+	// per window, from any address: "10/15m", or "off".
+	FailuresPerAccount string `yaml:"failures_per_account"`
+	// FailuresPerClient is how many failed logins one client address may
+	// have per window, for any login names: "100/15m", or "off".
+	FailuresPerClient string `yaml:"failures_per_client"`
+	// LoginRate limits every login attempt per client address, DRF style:
+	// "10/minute" (N/second|minute|hour|day or N/<Go duration>), or "off".
 	LoginRate string `yaml:"login_rate"`
-	// LoginBurst is how many logins may come at once before the rate applies.
+	// LoginBurst is how many logins may come at once before LoginRate applies.
 	LoginBurst int `yaml:"login_burst"`
+	// LoginField is the body field naming the account; empty: email and
+	// username, whichever are present (both when both are).
+	LoginField string `yaml:"login_field"`
 	// CacheSize is how many client addresses are tracked (least recently seen dropped first).
 	CacheSize int `yaml:"cache_size"`
+	// AccountsSize is how many login names with failed logins are tracked
+	// (least recently failed dropped first).
+	AccountsSize int `yaml:"accounts_size"`
+	// CallsHomePerClient bounds verify-cache misses that call the auth
+	// service, per client address: "20/second", or "off".
+	CallsHomePerClient string `yaml:"calls_home_per_client"`
 
 	// LoginEvery is the interval LoginRate allows one login per; 0 when off. Set by Validate.
 	LoginEvery time.Duration `yaml:"-"`
+	// AccountLimit, ClientLimit and CallsHome are the parsed rates; the
+	// zero Limit is off. Set by Validate.
+	AccountLimit, ClientLimit, CallsHome Limit `yaml:"-"`
 }
 
-// ParseRate reads a DRF-style rate such as "10/minute" as the interval
-// between two events. "off" gives 0.
-func ParseRate(s string) (time.Duration, error) {
+// Limit is a parsed rate: N events per Per. The zero Limit is off.
+type Limit struct {
+	N   int
+	Per time.Duration
+}
+
+// Off reports whether the limit is switched off.
+func (l Limit) Off() bool { return l.N == 0 }
+
+// Every is the interval between two events at the limit's steady rate; 0 when off.
+func (l Limit) Every() time.Duration {
+	if l.Off() {
+		return 0
+	}
+	return l.Per / time.Duration(l.N)
+}
+
+// maxRateCount bounds N in a rate, so N/Per never rounds to nothing.
+const maxRateCount = 1_000_000
+
+// ParseLimit reads a rate: "N/second", "N/minute", "N/hour", "N/day" (DRF
+// style, also s, sec, m, min, h, d) or "N/<Go duration>" such as "10/15m".
+// "off" gives the zero Limit.
+func ParseLimit(s string) (Limit, error) {
 	if s == "off" {
-		return 0, nil
+		return Limit{}, nil
 	}
 	n, unit, ok := strings.Cut(s, "/")
 	count, err := strconv.Atoi(n)
-	if !ok || err != nil || count <= 0 {
-		return 0, fmt.Errorf("want N/second, N/minute, N/hour or N/day (or off), got %q", s)
+	if !ok || err != nil || count <= 0 || count > maxRateCount || n != strconv.Itoa(count) {
+		return Limit{}, fmt.Errorf("want N/second, N/minute, N/hour, N/day or N/<duration> such as 10/15m (N from 1 to %d), or off; got %q", maxRateCount, s)
 	}
 	var per time.Duration
 	switch unit {
@@ -269,9 +311,23 @@ func ParseRate(s string) (time.Duration, error) {
 	case "d", "day":
 		per = 24 * time.Hour
 	default:
-		return 0, fmt.Errorf("unknown unit %q: want second, minute, hour or day", unit)
+		d, err := time.ParseDuration(unit)
+		if err != nil || d <= 0 {
+			return Limit{}, fmt.Errorf("unknown unit %q: want second, minute, hour, day or a positive duration such as 15m", unit)
+		}
+		per = d
 	}
-	return per / time.Duration(count), nil
+	if per/time.Duration(count) <= 0 {
+		return Limit{}, fmt.Errorf("%q is more than one event per nanosecond", s)
+	}
+	return Limit{N: count, Per: per}, nil
+}
+
+// ParseRate reads a rate (see ParseLimit) as the interval between two
+// events. "off" gives 0.
+func ParseRate(s string) (time.Duration, error) {
+	l, err := ParseLimit(s)
+	return l.Every(), err
 }
 
 // Log configures log/slog output.
@@ -392,7 +448,11 @@ func DefaultSettings() Settings {
 			Algorithm: AlgES256, KeyFile: "jwtgate-identity-key.pem",
 			Lifetime: 60 * time.Second, Issuer: "jwtgate",
 		},
-		Throttle:    Throttle{LoginRate: "10/minute", LoginBurst: 5, CacheSize: 10000},
+		Throttle: Throttle{
+			FailuresPerAccount: "10/15m", FailuresPerClient: "100/15m",
+			LoginRate: "off", LoginBurst: 5, CacheSize: 10000, AccountsSize: 100000,
+			CallsHomePerClient: "20/second",
+		},
 		Log:         Log{Level: "info", Format: "text"},
 		ForwardAuth: ForwardAuth{Headers: ForwardAuthAuto},
 	}
@@ -631,17 +691,7 @@ func (s *Settings) Validate() error {
 			bad("identity_token.lifetime", "must be a positive duration, got %s", it.Lifetime)
 		}
 	}
-	if every, err := ParseRate(s.Throttle.LoginRate); err != nil {
-		bad("throttle.login_rate", "%v", err)
-	} else {
-		s.Throttle.LoginEvery = every
-	}
-	if s.Throttle.LoginBurst <= 0 {
-		bad("throttle.login_burst", "must be positive, got %d", s.Throttle.LoginBurst)
-	}
-	if s.Throttle.CacheSize <= 0 {
-		bad("throttle.cache_size", "must be positive, got %d", s.Throttle.CacheSize)
-	}
+	s.Throttle.validate(bad)
 	if !slices.Contains([]string{ForwardAuthAuto, ForwardAuthNginx, ForwardAuthTraefik}, s.ForwardAuth.Headers) {
 		bad("forward_auth.headers", "must be auto, nginx or traefik, got %q", s.ForwardAuth.Headers)
 	}
@@ -921,4 +971,41 @@ func validEnvName(name string) bool {
 		}
 	}
 	return true
+}
+
+// validate parses the throttle rates and checks the sizes.
+func (t *Throttle) validate(bad func(key, format string, args ...any)) {
+	for _, r := range []struct {
+		key string
+		raw string
+		dst *Limit
+	}{
+		{"throttle.failures_per_account", t.FailuresPerAccount, &t.AccountLimit},
+		{"throttle.failures_per_client", t.FailuresPerClient, &t.ClientLimit},
+		{"throttle.calls_home_per_client", t.CallsHomePerClient, &t.CallsHome},
+	} {
+		l, err := ParseLimit(r.raw)
+		if err != nil {
+			bad(r.key, "%v", err)
+			continue
+		}
+		*r.dst = l
+	}
+	if every, err := ParseRate(t.LoginRate); err != nil {
+		bad("throttle.login_rate", "%v", err)
+	} else {
+		t.LoginEvery = every
+	}
+	if t.LoginBurst <= 0 {
+		bad("throttle.login_burst", "must be positive, got %d", t.LoginBurst)
+	}
+	if t.CacheSize <= 0 {
+		bad("throttle.cache_size", "must be positive, got %d", t.CacheSize)
+	}
+	if t.AccountsSize <= 0 {
+		bad("throttle.accounts_size", "must be positive, got %d", t.AccountsSize)
+	}
+	if f := t.LoginField; f != "" && (strings.TrimSpace(f) != f || len(f) > 150) {
+		bad("throttle.login_field", "must be a body field name without surrounding spaces, got %q", f)
+	}
 }

@@ -22,8 +22,8 @@ func TestEdgeSettingsDefaults(t *testing.T) {
 	if len(s.TrustedNets) != 0 {
 		t.Errorf("trusted_proxies default %v, want none", s.TrustedNets)
 	}
-	if s.Throttle.LoginEvery != 6*time.Second || s.Throttle.LoginBurst != 5 {
-		t.Errorf("login throttle default every %s burst %d, want 6s (10/minute) and 5", s.Throttle.LoginEvery, s.Throttle.LoginBurst)
+	if s.Throttle.LoginEvery != 0 || s.Throttle.LoginBurst != 5 {
+		t.Errorf("login throttle default every %s burst %d, want off and 5", s.Throttle.LoginEvery, s.Throttle.LoginBurst)
 	}
 	it := s.IdentityToken
 	if it.Enabled || it.Algorithm != "ES256" || it.Lifetime != time.Minute || it.KeyFile == "" {

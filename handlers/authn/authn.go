@@ -92,6 +92,37 @@ type Config struct {
 	// the one whose user_endpoint is true; otherwise the configured issuer
 	// ("" when none is). It is what user.issuer and X-User-Issuer say.
 	Issuer string
+	// CallsHome, when set, is asked by the request that starts a call to
+	// the verifier, so one client cannot make the gateway flood the auth
+	// service with forged tokens; nil: unbounded. Tokens with a verdict in
+	// the cache, negative-cache hits, pre-check failures and requests
+	// waiting on a call in flight never ask.
+	CallsHome CallBudget
+}
+
+// CallBudget bounds the calls home a client may cause. The client is the
+// one ctx belongs to (the HTTP layer puts it there).
+type CallBudget interface {
+	// Take spends one call home; when the client's budget is spent it
+	// returns false and how long until the next call home is allowed.
+	Take(ctx context.Context) (ok bool, retryAfter time.Duration)
+}
+
+// retriedKey marks a context whose request already waited on a call
+// another client's budget refused.
+type retriedKey struct{}
+
+// reasonThrottled is the refusal reason of a call home over the budget.
+const reasonThrottled = "throttled"
+
+// ThrottledError refuses a request whose call home the client's
+// CallBudget does not allow.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("calls home throttled for this client; retry after %s", e.RetryAfter)
 }
 
 // ConfigFrom takes the authenticator's settings from settings.yaml.
@@ -275,7 +306,9 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		return models.Token{}, &models.TokenError{Reason: models.ReasonRevoked, Detail: "logged out"}
 	}
 	var stale *verdict // past its TTL, but servable if the auth service is down
+	known := false     // verified before and not expired: never limited by CallsHome
 	if v, ok := a.tokens.Get(key); ok {
+		known = now.UnixNano() < v.exp
 		if n := now.UnixNano(); n < v.expires {
 			a.event(a.Observer.CacheHit)
 			if err := a.checkLocal(ctx, raw); err != nil {
@@ -306,7 +339,14 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		}
 		return models.Token{}, err
 	}
+	led := false // this request started the call (waiters on another's call spend nothing)
 	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
+		led = true
+		if !known && a.cfg.CallsHome != nil {
+			if ok, wait := a.cfg.CallsHome.Take(ctx); !ok {
+				return nil, &ThrottledError{RetryAfter: wait}
+			}
+		}
 		// Shared by every waiter: run it on a context no single caller can
 		// cancel, bounded by its own timeout.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
@@ -338,6 +378,16 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			a.event(a.Observer.Coalesced)
 		}
 		if res.Err != nil {
+			var throttled *ThrottledError
+			if errors.As(res.Err, &throttled) {
+				if !led && ctx.Value(retriedKey{}) == nil {
+					// Another client's budget refused the call we waited
+					// for: try once on our own.
+					return a.Token(context.WithValue(ctx, retriedKey{}, true), raw)
+				}
+				a.refused(reasonThrottled)
+				return models.Token{}, res.Err
+			}
 			if stale != nil && errors.Is(res.Err, models.ErrAuthUnavailable) {
 				a.event(a.Observer.StaleServed)
 				return stale.token(), nil

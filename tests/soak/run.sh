@@ -77,6 +77,8 @@ log:
   level: warn
 throttle:
   login_rate: "off"
+  # One machine plays every client: no per-client bound on calls home.
+  calls_home_per_client: "off"
 routes:
   - path: "/open/"
     upstream: "${url[upstream]}"
