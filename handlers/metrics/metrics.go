@@ -41,6 +41,7 @@ var reasons = []string{
 	models.ReasonRejected, models.ReasonBadSignature, models.ReasonRevoked, models.ReasonInactive,
 	models.ReasonUserNotFound, models.ReasonAlgNotAllowed, models.ReasonAlgKeyMismatch, models.ReasonUnknownKey,
 	models.ReasonUnknownIssuer, models.ReasonWrongIssuer, models.ReasonWrongAudience,
+	models.ReasonUnsupportedCrit,
 }
 
 // Metrics is a gateway's collectors. Its methods are safe for concurrent use.
