@@ -48,8 +48,12 @@ func breakerClient(t *testing.T, status *atomic.Int32, refused bool) *Client {
 // client's token or a user fetch with a client's token never opens the
 // circuit; no answer, 502/503/504, and a 500 to the probe do.
 func TestBreakerCountsOnlyTheServicesOwnFailures(t *testing.T) {
-	relay := func(c *Client) { _, _ = c.Relay(context.Background(), EndpointRefresh, "application/json", []byte(`[[[[`), nil) }
-	login := func(c *Client) { _, _ = c.Relay(context.Background(), EndpointToken, "application/json", []byte(`{}`), nil) }
+	relay := func(c *Client) {
+		_, _ = c.Relay(context.Background(), EndpointRefresh, "application/json", []byte(`[[[[`), nil)
+	}
+	login := func(c *Client) {
+		_, _ = c.Relay(context.Background(), EndpointToken, "application/json", []byte(`{}`), nil)
+	}
 	verify := func(c *Client) { _ = c.Verify(context.Background(), "a.b.c") }
 	user := func(c *Client) { _, _ = c.GetUser(context.Background(), "a.b.c", "1", nil) }
 	probe := func(c *Client) { _ = c.Probe(context.Background()) }
