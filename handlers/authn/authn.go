@@ -509,15 +509,15 @@ func (a *Authenticator) ForgetTokenKey(key [32]byte) {
 // accepting access tokens after a logout.
 func (a *Authenticator) Revoke(ctx context.Context, raw string) {
 	textKey := TokenKey(raw)
-	a.ForgetTokenKey(textKey) // harmless for junk: only this exact text
 	if _, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err != nil {
-		return // the refresh token, or junk: not counted as a refusal
+		a.ForgetTokenKey(textKey) // harmless for junk: only this exact text
+		return                    // the refresh token, or junk: not counted as a refusal
 	}
-	tok, err := a.Token(ctx, raw)
+	tok, err := a.Token(ctx, raw) // the verify cache, or a call home
+	a.ForgetTokenKey(textKey)     // the next use asks the auth service again
 	if err != nil {
-		return // a refresh token, junk, or already revoked: nothing to record
+		return // forged, or already revoked: nothing to record
 	}
-	a.ForgetTokenKey(textKey) // Token cached it again
 	var until time.Time
 	if a.cfg.RevokeOnLogout {
 		until = tok.Expires
