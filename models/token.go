@@ -58,9 +58,12 @@ const (
 	// shape a mainstream issuer emits. Deeper is refused.
 	MaxClaimsDepth = 4
 	// minIATSkew is the least future skew allowed on iat even with a zero
-	// leeway: issuers that round (not truncate) to whole seconds stamp up
-	// to half a second ahead.
-	minIATSkew = time.Second
+	// leeway (the default). SimpleJWT truncates iat to whole seconds, so
+	// only clock skew puts it ahead; but a gateway whose clock lags the
+	// issuer's by a second or two would otherwise refuse every freshly
+	// issued token until its clock caught up, for no security gain (whoever
+	// holds the signing key can write any iat).
+	minIATSkew = 5 * time.Second
 )
 
 // TokenError is a definitive refusal of a token; it matches ErrTokenInvalid.
@@ -229,7 +232,7 @@ func checkHeader(h map[string]any) error {
 
 // checkTimes checks exp (present, not past with leeway), nbf (not in the
 // future with leeway) and iat (not in the future by more than
-// max(leeway, 1s)), and returns exp.
+// max(leeway, 5s)), and returns exp.
 func checkTimes(claims jwt.MapClaims, leeway time.Duration, now time.Time) (time.Time, error) {
 	exp, err := claims.GetExpirationTime()
 	if err != nil {

@@ -150,7 +150,7 @@ func TestTokensShape(t *testing.T) {
 }
 
 // TestTokensIssuedAt: iat may be ahead of the gateway's clock by
-// max(leeway, 1s), no more.
+// max(leeway, 5s), no more.
 func TestTokensIssuedAt(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -161,8 +161,9 @@ func TestTokensIssuedAt(t *testing.T) {
 		{"now", testNow.Unix(), 0, ""},
 		{"past", testNow.Add(-time.Hour).Unix(), 0, ""},
 		{"half a second ahead, no leeway", float64(testNow.UnixMilli()+500) / 1000, 0, ""},
-		{"one second ahead, no leeway", testNow.Add(time.Second).Unix(), 0, ""},
-		{"two seconds ahead, no leeway", testNow.Add(2 * time.Second).Unix(), 0, ReasonNotYetValid},
+		{"five seconds ahead, no leeway", testNow.Add(5 * time.Second).Unix(), 0, ""},
+		{"six seconds ahead, no leeway", testNow.Add(6 * time.Second).Unix(), 0, ReasonNotYetValid},
+		{"six seconds ahead, 2s leeway", testNow.Add(6 * time.Second).Unix(), 2 * time.Second, ReasonNotYetValid},
 		{"29s ahead, 30s leeway", testNow.Add(29 * time.Second).Unix(), 30 * time.Second, ""},
 		{"31s ahead, 30s leeway", testNow.Add(31 * time.Second).Unix(), 30 * time.Second, ReasonNotYetValid},
 		{"a year ahead", testNow.AddDate(1, 0, 0).Unix(), 30 * time.Second, ReasonNotYetValid},
