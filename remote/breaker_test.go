@@ -143,3 +143,21 @@ func TestBreakerRelayedFiveHundredPassesThrough(t *testing.T) {
 }
 
 func isUnavailable(err error) bool { return errors.Is(err, models.ErrAuthUnavailable) }
+
+// TestBreakerSuccessesCount: an answer below 500 is a success: it resets
+// the run of failures, and a successful trial call closes the circuit.
+func TestBreakerSuccessesCount(t *testing.T) {
+	var status atomic.Int32
+	c := breakerClient(t, &status, false)
+	for range 5 {
+		status.Store(502)
+		for range 2 {
+			_, _ = c.Relay(context.Background(), EndpointToken, "application/json", []byte(`{}`), nil)
+		}
+		status.Store(401)
+		_, _ = c.Relay(context.Background(), EndpointToken, "application/json", []byte(`{}`), nil)
+	}
+	if got := c.CircuitState(); got != "closed" {
+		t.Fatalf("circuit %s after runs of 2 failures between successes, want closed", got)
+	}
+}

@@ -176,8 +176,10 @@ func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
 			Timeout:     cfg.Circuit.CoolDown,
 			ReadyToTrip: func(cs gobreaker.Counts) bool { return cs.ConsecutiveFailures >= uint32(n) },
 			// A caller that went away says nothing about the auth service.
+			// Neither failure nor success: a 500 to a client's content, and a
+			// caller that went away (it says nothing about the auth service).
 			IsExcluded: func(err error) bool {
-				return errors.Is(err, errUncounted) || !breakerCounts(0, err, clientContent)
+				return err != nil && (errors.Is(err, errUncounted) || !breakerCounts(0, err, clientContent))
 			},
 			OnStateChange: func(_ string, _, to gobreaker.State) {
 				if to == gobreaker.StateOpen {
