@@ -366,7 +366,7 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 	// open before the third call.
 	fa.SetFailure(fakeauth.FailHangup)
 	openRefusals := 1.0 // the call after the loop
-	for range 3 { // failures: 3
+	for range 3 {       // failures: 3
 		r := get(t, gw.URL+"/api/x", fresh())
 		wantError(t, r, http.StatusServiceUnavailable, "auth_service_unavailable")
 		if r.Header.Get("Retry-After") != "" {

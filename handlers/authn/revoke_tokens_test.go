@@ -137,4 +137,3 @@ func TestTokensRevokeOnlyVerified(t *testing.T) {
 }
 
 func itoaTokens(i int) string { return strconv.Itoa(i) }
-
