@@ -363,10 +363,11 @@ func TestCircuitBreakerOpensAndCloses(t *testing.T) {
 	// client's token would not count (README: client-caused errors and the
 	// circuit breaker).
 	// The readiness probe (every 150 ms here) counts too, so the circuit may
-	// open before the third call.
+	// open before the third call. openRefusals counts the calls refused
+	// while open: the one after the loop, and one in it if it opened early.
 	fa.SetFailure(fakeauth.FailHangup)
-	openRefusals := 1.0 // the call after the loop
-	for range 3 {       // failures: 3
+	openRefusals := 1.0
+	for range 3 { // failures: 3
 		r := get(t, gw.URL+"/api/x", fresh())
 		wantError(t, r, http.StatusServiceUnavailable, "auth_service_unavailable")
 		if r.Header.Get("Retry-After") != "" {
