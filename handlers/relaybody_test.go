@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -45,4 +46,35 @@ func TestTokensRelayBodyDepth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTokensRelayDepth: on valid JSON the byte scanner agrees with a
+// decoder's token stream about whether the nesting exceeds the bound.
+func FuzzTokensRelayDepth(f *testing.F) {
+	for _, s := range []string{`{"refresh":"x"}`, `[[[[[[[[[]]]]]]]]]`, `{"a":"[[[[[[[[[[","b":[1]}`, `"\"[[[["`, `{"p":"\\"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) {
+			return
+		}
+		d := json.NewDecoder(strings.NewReader(s))
+		depth, deepest := 0, 0
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				break
+			}
+			switch tok {
+			case json.Delim('['), json.Delim('{'):
+				depth++
+				deepest = max(deepest, depth)
+			case json.Delim(']'), json.Delim('}'):
+				depth--
+			}
+		}
+		if got, want := jsonDepthExceeds([]byte(s), maxRelayJSONDepth), deepest > maxRelayJSONDepth; got != want {
+			t.Fatalf("scanner says %v, decoder depth %d", got, deepest)
+		}
+	})
 }
