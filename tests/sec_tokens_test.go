@@ -1,8 +1,14 @@
 package tests
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
+	"maps"
+	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -241,4 +247,76 @@ func TestSecTokensJunkLogoutsKeepRevocations(t *testing.T) {
 		t.FailNow()
 	}
 	wantError(t, get(t, gw.URL+"/api/x", access), http.StatusUnauthorized, "token_not_valid")
+}
+
+// tokensJWK renders an RSA public key as a JWK with extra members.
+func tokensJWK(kid string, pub *rsa.PublicKey, extra map[string]any) map[string]any {
+	b64 := base64.RawURLEncoding.EncodeToString
+	m := map[string]any{"kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig", "n": b64(pub.N.Bytes()), "e": b64(big.NewInt(int64(pub.E)).Bytes())}
+	maps.Copy(m, extra)
+	return m
+}
+
+// TestSecTokensJWKSSkipsUnusableKeys: with verify: local against the real
+// Django service, a JWKS that also publishes a 1024-bit key, a key with
+// its private exponent, and an unparseable key still verifies Django's
+// tokens; tokens under the skipped keys get 401; the skipped keys are
+// counted once each in jwtgate_jwks_keys_skipped_total.
+func TestSecTokensJWKSSkipsUnusableKeys(t *testing.T) {
+	key, keyPEM, _ := rsaKeyPEM(t)
+	dj := djangoauth.Start(t, djangoauth.Options{Algorithm: "RS256", SigningKeyPEM: keyPEM, Issuer: djIssuer, Audience: djAudience, Kid: "k1"})
+	dj.CreateUser(t, "alice@example.com", "alice-pw", nil, false)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaked, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []map[string]any{
+		tokensJWK("small", &small.PublicKey, nil),
+		tokensJWK("leaked", &leaked.PublicKey, map[string]any{"d": base64.RawURLEncoding.EncodeToString(leaked.D.Bytes())}),
+		tokensJWK("broken", &key.PublicKey, map[string]any{"n": "***"}),
+		tokensJWK("k1", &key.PublicKey, nil),
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": keys})
+	}))
+	t.Cleanup(jwks.Close)
+	cfg := localConfig("local", `    jwks_url: "`+jwks.URL+`"
+    algorithms: [RS256]
+    issuer: "`+djIssuer+`"
+    audience: "`+djAudience+`"
+`)
+	gw := startGateway(t, cfg, dj.URL, startUpstream(t).URL, nil)
+	if err := gw.GW.Local.Ready(); err != nil {
+		t.Fatalf("one bad key made the JWKS unusable: %v", err)
+	}
+	access, _ := tokens(t, login(t, gw.URL, "alice@example.com", "alice-pw"))
+	if r := get(t, gw.URL+"/api/x", access); r.Status != http.StatusOK {
+		t.Fatalf("Django's token under k1: %d %s", r.Status, r.Body)
+	}
+	forge := func(k *rsa.PrivateKey, kid string) string {
+		c := claimsOf(t, access)
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims(c))
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, f := range []struct {
+		kid string
+		key *rsa.PrivateKey
+	}{{"small", small}, {"leaked", leaked}, {"", small}, {"", leaked}} {
+		wantError(t, get(t, gw.URL+"/api/x", forge(f.key, f.kid)), http.StatusUnauthorized, "token_not_valid")
+	}
+	ms := httptest.NewServer(gw.GW.Metrics)
+	t.Cleanup(ms.Close)
+	if n := scrape(t, ms.URL).get("jwtgate_jwks_keys_skipped_total"); n != 3 {
+		t.Fatalf("jwtgate_jwks_keys_skipped_total = %v, want 3", n)
+	}
 }

@@ -168,6 +168,15 @@ func (m *Metrics) CacheEntries(n func() int) {
 	}, func() float64 { return float64(n()) }))
 }
 
+// SkippedJWKSKeys exports how many JWKS keys were skipped as unusable
+// (private key material, RSA under 2048 bits, unparseable), read at scrape
+// time.
+func (m *Metrics) SkippedJWKSKeys(n func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "jwtgate_jwks_keys_skipped_total", Help: "Distinct JWKS keys skipped as unusable (each also logged once).",
+	}, func() float64 { return float64(n()) }))
+}
+
 // ObserveCall is remote.Client.Observe.
 func (m *Metrics) ObserveCall(e remote.Endpoint, outcome string, d time.Duration) {
 	if int(e) >= len(m.calls) {
