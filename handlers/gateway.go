@@ -153,6 +153,9 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 
 	auth.Observer = m.Observer()
 	m.CacheEntries(auth.CacheLen)
+	if local != nil {
+		m.SkippedJWKSKeys(local.SkippedKeys)
+	}
 	rc.Observe = func(e remote.Endpoint, outcome string, d time.Duration) {
 		m.ObserveCall(e, outcome, d)
 		switch outcome {

@@ -25,7 +25,7 @@ type relayer interface {
 // mirror keeps the user mirror and the verify cache in step with token calls.
 type mirror interface {
 	Mirror(ctx context.Context, u models.User) error
-	Revoke(raw string)
+	Revoke(ctx context.Context, raw string)
 }
 
 // relayHeaders are the request headers passed on to the auth service. The
@@ -57,6 +57,10 @@ func handleRelay(log *slog.Logger, rl relayer, e remote.Endpoint, maxBody int64,
 		}
 		if int64(len(body)) > maxBody {
 			errTooLarge.abort(c)
+			return
+		}
+		if relayBodyTooDeep(c.ContentType(), body) {
+			errBodyTooDeep.abort(c)
 			return
 		}
 		hdr := http.Header{}
@@ -115,9 +119,10 @@ func mirrorLogin(log *slog.Logger, rl relayer, m mirror, userIDClaim string, now
 // it expires. That is logout at the edge: SimpleJWT blacklists only the
 // refresh token, and its verify endpoint keeps accepting the access token.
 func forgetBlacklisted(m mirror) func(ctx context.Context, req, _ []byte) {
-	return func(_ context.Context, req, _ []byte) {
+	return func(ctx context.Context, req, _ []byte) {
+		ctx = context.WithoutCancel(ctx) // record the logout even if the client hangs up
 		for _, raw := range tokensIn(req) {
-			m.Revoke(raw)
+			m.Revoke(ctx, raw) // verifies raw first: junk is never recorded
 		}
 	}
 }

@@ -1,10 +1,13 @@
 package models
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -37,6 +40,30 @@ const (
 	ReasonUnknownIssuer  = "unknown_issuer"   // iss names no trusted issuer
 	ReasonWrongIssuer    = "wrong_issuer"
 	ReasonWrongAudience  = "wrong_audience"
+	// ReasonUnsupportedCrit: the header's crit names an extension the
+	// gateway does not implement (it implements none, RFC 7515 §4.1.11).
+	ReasonUnsupportedCrit = "unsupported_crit"
+)
+
+// Shape bounds of a token's decoded segments, checked by scanning before
+// anything is unmarshalled (a 1500-deep array made the auth service's
+// recursive JSON parser fail with a 500).
+const (
+	// MaxHeaderDepth: the JOSE header is a flat object; only crit may hold
+	// an array (of strings).
+	MaxHeaderDepth = 2
+	// MaxClaimsDepth counts the top object. SimpleJWT's claims are flat;
+	// Keycloak's realm_access {"roles": [..]} is depth 3 and its
+	// resource_access {"<client>": {"roles": [..]}} depth 4, the deepest
+	// shape a mainstream issuer emits. Deeper is refused.
+	MaxClaimsDepth = 4
+	// minIATSkew is the least future skew allowed on iat even with a zero
+	// leeway (the default). SimpleJWT truncates iat to whole seconds, so
+	// only clock skew puts it ahead; but a gateway whose clock lags the
+	// issuer's by a second or two would otherwise refuse every freshly
+	// issued token until its clock caught up, for no security gain (whoever
+	// holds the signing key can write any iat).
+	minIATSkew = 5 * time.Second
 )
 
 // TokenError is a definitive refusal of a token; it matches ErrTokenInvalid.
@@ -72,28 +99,58 @@ type Token struct {
 	Claims  jwt.MapClaims
 	UserID  string
 	Expires time.Time
+	// Key identifies the token for revocation: a hash of (iss, jti) when
+	// the token has a jti (SimpleJWT's do), else of its canonical text, so
+	// every valid spelling of one token (an ECDSA signature has two) has
+	// one key.
+	Key [32]byte
+}
+
+// RevocationKey returns Token.Key for a token with the given claims and
+// text: SHA-256 of iss and jti when jti is a non-empty string, else of raw.
+func RevocationKey(claims map[string]any, raw string) [32]byte {
+	if jti, _ := claims["jti"].(string); jti != "" {
+		iss, _ := claims["iss"].(string)
+		return sha256.Sum256([]byte("jti\x00" + iss + "\x00" + jti))
+	}
+	return sha256.Sum256([]byte(raw))
 }
 
 var precheckParser = jwt.NewParser(jwt.WithJSONNumber())
 
-// PrecheckToken runs the checks that need no key and no call home: size,
-// three base64url segments, a JSON header whose alg is not none, exp present
-// and not past (with leeway), nbf not in the future, token_type "access" when
-// the claim exists (SimpleJWT's verify endpoint accepts refresh tokens, so we
-// must refuse them ourselves), and a user id claim that is a string or number.
+// PrecheckToken runs the checks that need no key and no call home: size;
+// three canonical base64url segments (no padding, whitespace, standard
+// alphabet or non-zero unused bits: one token has one spelling); a header
+// and claims that are JSON objects of bounded depth without duplicate
+// names; a header whose alg is not none and without crit extensions; exp
+// present and not past (with leeway), nbf and iat not in the future;
+// token_type "access" when the claim exists (SimpleJWT's verify endpoint
+// accepts refresh tokens, so we must refuse them ourselves); and a user id
+// claim that is a string or number.
 func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time) (Token, error) {
 	if len(raw) > MaxTokenBytes {
 		return Token{}, tokenErr(ReasonTooLarge, "token longer than %d bytes", MaxTokenBytes)
 	}
-	if strings.Count(raw, ".") != 2 {
+	segs := strings.Split(raw, ".")
+	if len(segs) != 3 {
 		return Token{}, tokenErr(ReasonMalformed, "not three segments")
 	}
-	sig := raw[strings.LastIndexByte(raw, '.')+1:]
-	if sig == "" {
+	if segs[2] == "" {
 		return Token{}, tokenErr(ReasonAlgNone, "empty signature")
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(sig); err != nil {
-		return Token{}, tokenErr(ReasonMalformed, "signature is not base64url")
+	var dec [3][]byte
+	for i, seg := range segs {
+		b, err := decodeSegment(seg)
+		if err != nil {
+			return Token{}, tokenErr(ReasonMalformed, "segment %d: %v", i+1, err)
+		}
+		dec[i] = b
+	}
+	if err := checkShape(dec[0], MaxHeaderDepth); err != nil {
+		return Token{}, tokenErr(ReasonMalformed, "header: %v", err)
+	}
+	if err := checkShape(dec[1], MaxClaimsDepth); err != nil {
+		return Token{}, tokenErr(ReasonMalformed, "claims: %v", err)
 	}
 	claims := jwt.MapClaims{}
 	tok, _, err := precheckParser.ParseUnverified(raw, claims)
@@ -104,21 +161,13 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	if alg == "" || strings.EqualFold(alg, "none") {
 		return Token{}, tokenErr(ReasonAlgNone, "alg %q is not accepted", alg)
 	}
+	if err := checkHeader(tok.Header); err != nil {
+		return Token{}, err
+	}
 	kid, _ := tok.Header["kid"].(string)
-	exp, err := claims.GetExpirationTime()
+	exp, err := checkTimes(claims, leeway, now)
 	if err != nil {
-		return Token{}, tokenErr(ReasonMalformed, "exp is not a number")
-	}
-	if exp == nil {
-		return Token{}, tokenErr(ReasonNoExpiry, "exp claim missing")
-	}
-	if !now.Before(exp.Add(leeway)) {
-		return Token{}, tokenErr(ReasonExpired, "token expired")
-	}
-	if nbf, err := claims.GetNotBefore(); err != nil {
-		return Token{}, tokenErr(ReasonMalformed, "nbf is not a number")
-	} else if nbf != nil && now.Add(leeway).Before(nbf.Time) {
-		return Token{}, tokenErr(ReasonNotYetValid, "token not valid yet")
+		return Token{}, err
 	}
 	if tt, present := claims["token_type"]; present && tt != "access" {
 		return Token{}, tokenErr(ReasonWrongTokenType, "token_type is not access")
@@ -130,7 +179,132 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	for k, v := range claims {
 		claims[k] = plainNumbers(v)
 	}
-	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Expires: exp.Time}, nil
+	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Expires: exp, Key: RevocationKey(claims, raw)}, nil
+}
+
+// strictB64 refuses padding, the standard alphabet and non-zero unused
+// low bits in the last character.
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// decodeSegment decodes one canonical base64url segment. The decoder
+// skips \r and \n, so they are refused first.
+func decodeSegment(seg string) ([]byte, error) {
+	if i := strings.IndexAny(seg, "\r\n"); i >= 0 {
+		return nil, errors.New("line break in base64url")
+	}
+	b, err := strictB64.DecodeString(seg)
+	if err != nil {
+		return nil, errors.New("not canonical base64url")
+	}
+	return b, nil
+}
+
+// checkHeader refuses a header that is not flat (a value that is an
+// object or array, but crit) and any crit extension: the gateway
+// implements none, so a non-empty crit must be refused (RFC 7515
+// §4.1.11), and a crit that is not an array of strings is malformed.
+func checkHeader(h map[string]any) error {
+	for name, v := range h {
+		switch x := v.(type) {
+		case map[string]any:
+			return tokenErr(ReasonMalformed, "header %q is not a scalar", name)
+		case []any:
+			if name != "crit" {
+				return tokenErr(ReasonMalformed, "header %q is not a scalar", name)
+			}
+			for _, e := range x {
+				if _, ok := e.(string); !ok {
+					return tokenErr(ReasonMalformed, "header crit is not an array of strings")
+				}
+			}
+			if len(x) == 0 { // RFC 7515 §4.1.11: never an empty list
+				return tokenErr(ReasonMalformed, "header crit is empty")
+			}
+			return tokenErr(ReasonUnsupportedCrit, "header crit names extensions the gateway does not implement")
+		default:
+			if name == "crit" {
+				return tokenErr(ReasonMalformed, "header crit is not an array of strings")
+			}
+		}
+	}
+	return nil
+}
+
+// checkTimes checks exp (present, not past with leeway), nbf (not in the
+// future with leeway) and iat (not in the future by more than
+// max(leeway, 5s)), and returns exp.
+func checkTimes(claims jwt.MapClaims, leeway time.Duration, now time.Time) (time.Time, error) {
+	exp, err := claims.GetExpirationTime()
+	if err != nil {
+		return time.Time{}, tokenErr(ReasonMalformed, "exp is not a number")
+	}
+	if exp == nil {
+		return time.Time{}, tokenErr(ReasonNoExpiry, "exp claim missing")
+	}
+	if !now.Before(exp.Add(leeway)) {
+		return time.Time{}, tokenErr(ReasonExpired, "token expired")
+	}
+	if nbf, err := claims.GetNotBefore(); err != nil {
+		return time.Time{}, tokenErr(ReasonMalformed, "nbf is not a number")
+	} else if nbf != nil && now.Add(leeway).Before(nbf.Time) {
+		return time.Time{}, tokenErr(ReasonNotYetValid, "token not valid yet")
+	}
+	if iat, err := claims.GetIssuedAt(); err != nil {
+		return time.Time{}, tokenErr(ReasonMalformed, "iat is not a number")
+	} else if iat != nil && now.Add(max(leeway, minIATSkew)).Before(iat.Time) {
+		return time.Time{}, tokenErr(ReasonNotYetValid, "token issued in the future")
+	}
+	return exp.Time, nil
+}
+
+// checkShape scans b as a JSON token stream, without building values, and
+// refuses anything but one object nested at most maxDepth deep (the top
+// object is depth 1) with no name twice at the top level. Scanning first
+// means no decoder recurses on a hostile nesting.
+func checkShape(b []byte, maxDepth int) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	first, err := d.Token()
+	if err != nil || first != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	depth := 1
+	names := map[string]bool{}
+	// At depth 1, tokens alternate name, value; isName tracks which.
+	isName := true
+	for depth > 0 {
+		t, err := d.Token()
+		if err != nil {
+			return errors.New("not valid JSON")
+		}
+		if depth == 1 && isName {
+			if s, ok := t.(string); ok {
+				if names[s] {
+					return fmt.Errorf("name %q appears twice", s)
+				}
+				names[s] = true
+				isName = false
+				continue
+			}
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			if depth > maxDepth {
+				return fmt.Errorf("nested deeper than %d", maxDepth)
+			}
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 1 {
+			isName = true // a value at depth 1 is complete
+		}
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return nil
 }
 
 // TokenClaims decodes a token's claims as PrecheckToken returns them

@@ -89,6 +89,42 @@ func (e *CircuitOpenError) Unwrap() error { return models.ErrAuthUnavailable }
 // answer itself still goes back to the caller.
 var errServerError = errors.New("auth service answered 5xx")
 
+// errUncounted marks a 5xx answer that is neither a failure nor a success
+// for the breaker (a 500 to a client's content): were it a success, a
+// client could keep the circuit closed during a real outage.
+var errUncounted = errors.New("auth service answered 5xx to client content")
+
+// origin says who chose a call's content, which decides whether a 5xx
+// answer to it counts against the circuit breaker.
+type origin int
+
+const (
+	// clientContent: a relayed body or a client's token. A client can
+	// craft one that makes the service fail (a deeply nested JSON body
+	// made Django raise RecursionError: 500), so a 500 to it says nothing
+	// about the service's health and must not let one client open the
+	// circuit for everyone.
+	clientContent origin = iota
+	// gatewayContent: built by the gateway alone (the readiness probe); a
+	// 5xx to it is the service's own failure.
+	gatewayContent
+)
+
+// breakerCounts says whether a call's outcome counts against the circuit
+// breaker: no answer (refused connection, timeout; not a caller that went
+// away), 502, 503 and 504 whatever the call, and any other 5xx only to a
+// call whose content the gateway controls.
+func breakerCounts(status int, err error, o origin) bool {
+	if err != nil {
+		return !errors.Is(err, context.Canceled)
+	}
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return status >= 500 && o == gatewayContent
+}
+
 type requestIDKey struct{}
 
 // WithRequestID returns ctx carrying the request id that calls home send
@@ -140,7 +176,11 @@ func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
 			Timeout:     cfg.Circuit.CoolDown,
 			ReadyToTrip: func(cs gobreaker.Counts) bool { return cs.ConsecutiveFailures >= uint32(n) },
 			// A caller that went away says nothing about the auth service.
-			IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+			// Neither failure nor success: a 500 to a client's content, and a
+			// caller that went away (it says nothing about the auth service).
+			IsExcluded: func(err error) bool {
+				return err != nil && (errors.Is(err, errUncounted) || !breakerCounts(0, err, clientContent))
+			},
 			OnStateChange: func(_ string, _, to gobreaker.State) {
 				if to == gobreaker.StateOpen {
 					c.openedAt.Store(time.Now().UnixNano())
@@ -168,13 +208,15 @@ func (c *Client) CircuitState() string {
 const ProbeRequestID = "jwtgate-readiness-probe"
 
 // Probe checks that the auth service answers: an empty verify call, which
-// SimpleJWT answers 400. Any answer below 500 counts. Probes bypass the
-// circuit breaker and Observe.
+// SimpleJWT answers 400. Any answer below 500 counts. Probes bypass
+// Observe; their failures count against the circuit breaker (the gateway
+// chose their content, so a 5xx is the service's own), but an open circuit
+// does not stop them: readiness reports what the service does.
 func (c *Client) Probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	h := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}, "X-Request-Id": {ProbeRequestID}}
-	resp, err := c.roundTrip(ctx, http.MethodPost, c.paths[EndpointVerify], h, []byte(`{"token":""}`))
+	resp, err := c.probeTrip(ctx, h, []byte(`{"token":""}`))
 	if err != nil {
 		return fmt.Errorf("auth service %s: %w", c.base.Host, err)
 	}
@@ -182,6 +224,40 @@ func (c *Client) Probe(ctx context.Context) error {
 		return fmt.Errorf("auth service %s: verify_path %s answered %d", c.base.Host, c.paths[EndpointVerify], resp.Status)
 	}
 	return nil
+}
+
+// probeTrip makes the probe's call through the breaker, or directly
+// while the breaker refuses calls.
+func (c *Client) probeTrip(ctx context.Context, h http.Header, body []byte) (Response, error) {
+	path := c.paths[EndpointVerify]
+	if c.breaker == nil {
+		return c.roundTrip(ctx, http.MethodPost, path, h, body)
+	}
+	resp, err := c.breaker.Execute(c.counted(ctx, http.MethodPost, path, h, body, gatewayContent))
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return c.roundTrip(ctx, http.MethodPost, path, h, body)
+	case errors.Is(err, errServerError), errors.Is(err, errUncounted):
+		return resp, nil
+	}
+	return resp, err
+}
+
+// counted returns a breaker call that makes one round trip and reports
+// the outcomes breakerCounts names as failures, other 5xx as excluded.
+func (c *Client) counted(ctx context.Context, method, path string, h http.Header, body []byte, o origin) func() (Response, error) {
+	return func() (Response, error) {
+		r, err := c.roundTrip(ctx, method, path, h, body)
+		switch {
+		case err != nil:
+			return r, err
+		case breakerCounts(r.Status, nil, o):
+			return r, errServerError
+		case r.Status >= 500:
+			return r, errUncounted
+		}
+		return r, nil
+	}
 }
 
 // CloseIdleConnections closes pooled connections to the auth service that
@@ -202,7 +278,7 @@ func (c *Client) Relay(ctx context.Context, e Endpoint, contentType string, body
 	if contentType != "" {
 		h.Set("Content-Type", contentType)
 	}
-	return c.do(ctx, e, http.MethodPost, c.paths[e], h, body)
+	return c.do(ctx, e, http.MethodPost, c.paths[e], h, body, clientContent)
 }
 
 // Verify asks the auth service whether a token is valid. It returns nil
@@ -212,7 +288,7 @@ func (c *Client) Relay(ctx context.Context, e Endpoint, contentType string, body
 func (c *Client) Verify(ctx context.Context, token string) error {
 	body, _ := json.Marshal(map[string]string{"token": token})
 	h := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
-	resp, err := c.do(ctx, EndpointVerify, http.MethodPost, c.paths[EndpointVerify], h, body)
+	resp, err := c.do(ctx, EndpointVerify, http.MethodPost, c.paths[EndpointVerify], h, body, clientContent)
 	if err != nil {
 		return err
 	}
@@ -246,7 +322,7 @@ func (c *Client) GetUser(ctx context.Context, token, id string, hdr http.Header)
 	}
 	h.Set("Authorization", "Bearer "+token)
 	h.Set("Accept", "application/json")
-	return c.do(ctx, EndpointUser, http.MethodGet, path, h, nil)
+	return c.do(ctx, EndpointUser, http.MethodGet, path, h, nil, clientContent)
 }
 
 // FetchUser fetches and parses a user record; see ParseUser for how the
@@ -332,7 +408,8 @@ func quoteCode(code string) string {
 // path does not format strings.
 var outcomes = [...]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
-func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http.Header, body []byte) (Response, error) {
+// do makes one call home through the breaker; o says who chose its content.
+func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http.Header, body []byte, o origin) (Response, error) {
 	if id := RequestID(ctx); id != "" && h.Get("X-Request-Id") == "" {
 		h.Set("X-Request-Id", id)
 	}
@@ -344,15 +421,9 @@ func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http
 	if c.breaker == nil {
 		resp, err = c.roundTrip(ctx, method, path, h, body)
 	} else {
-		resp, err = c.breaker.Execute(func() (Response, error) {
-			r, err := c.roundTrip(ctx, method, path, h, body)
-			if err == nil && r.Status >= 500 {
-				return r, errServerError
-			}
-			return r, err
-		})
-		if errors.Is(err, errServerError) {
-			err = nil // counted against the breaker; the answer is still the answer
+		resp, err = c.breaker.Execute(c.counted(ctx, method, path, h, body, o))
+		if errors.Is(err, errServerError) || errors.Is(err, errUncounted) {
+			err = nil // counted or not, the answer is still the answer
 		}
 	}
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {

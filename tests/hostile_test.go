@@ -117,6 +117,8 @@ func TestHostileRequests(t *testing.T) {
 	smuggled := "GET /open/smuggled HTTP/1.1\r\nHost: gateway\r\n\r\n"
 	dots := "Authorization: Bearer " + strings.Repeat(".", 10000)
 	dotsSmall := "Authorization: Bearer " + strings.Repeat("a.", 3000) + "a"
+	deepRefresh := `{"refresh":` + tokensDeepArray(1500) + `}`
+	bearer := func(tok string) []string { return []string{"Authorization: Bearer " + tok} }
 
 	// want is the exact status; 0 means any 4xx. 501 appears only where
 	// net/http itself refuses a transfer coding it does not implement, before
@@ -177,7 +179,16 @@ func TestHostileRequests(t *testing.T) {
 		{"tab after Bearer", rawRequest("GET", "/api/x", []string{"Authorization: Bearer\t" + access}, ""), http.StatusUnauthorized, false, false},
 		{"JSON nested 100 000 deep", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepJSON))}, deepJSON), http.StatusRequestEntityTooLarge, false, false},
 		{"JSON nested 100 000 deep, chunked", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Transfer-Encoding: chunked"}, fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(deepJSON), deepJSON)), http.StatusRequestEntityTooLarge, true, false},
-		{"JSON nested 6 000 deep under the cap", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepUnderCap))}, deepUnderCap), 0, false, false},
+		{"JSON nested 6 000 deep under the cap", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepUnderCap))}, deepUnderCap), http.StatusBadRequest, false, false},
+		{"JSON nested 1 500 deep to refresh", rawRequest("POST", "/auth/token/refresh/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepRefresh))}, deepRefresh), http.StatusBadRequest, false, false},
+		{"JSON nested 9 deep labelled text/plain", rawRequest("POST", "/auth/token/refresh/", []string{"Content-Type: text/plain", "Content-Length: 18"}, tokensDeepArray(9)), http.StatusBadRequest, false, false},
+		{"JSON nested 1 500 deep without a content type", rawRequest("POST", "/auth/token/blacklist/", []string{"Content-Length: " + strconv.Itoa(len(deepRefresh))}, deepRefresh), http.StatusBadRequest, false, false},
+		{"token with a 1 500 deep header", rawRequest("GET", "/api/x", bearer(tokensForged(`,"x":`+tokensDeepArray(1500), "")), ""), http.StatusUnauthorized, false, false},
+		{"token with 1 500 deep claims", rawRequest("GET", "/api/x", bearer(tokensForged("", `,"x":`+tokensDeepArray(1500))), ""), http.StatusUnauthorized, false, false},
+		{"token with a crit header", rawRequest("GET", "/api/x", bearer(tokensForged(`,"crit":["exp"]`, "")), ""), http.StatusUnauthorized, false, false},
+		{"token with duplicate claim names", rawRequest("GET", "/api/x", bearer(tokensForged("", `,"user_id":2`)), ""), http.StatusUnauthorized, false, false},
+		{"token with a non-canonical signature", rawRequest("GET", "/api/x", bearer(tokensSpellings(t, access)[0]), ""), http.StatusUnauthorized, false, false},
+		{"token with padding", rawRequest("GET", "/api/x", bearer(access+"="), ""), http.StatusUnauthorized, false, false},
 		{"NUL in header value", rawRequest("GET", "/open/x", []string{"X-A: a\x00b"}, ""), http.StatusBadRequest, true, false},
 		{"header name with space", rawRequest("GET", "/open/x", []string{"X A: b"}, ""), http.StatusBadRequest, true, false},
 		{"two Host headers", rawRequest("GET", "/open/x", []string{"Host: other"}, ""), http.StatusBadRequest, true, false},

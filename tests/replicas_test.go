@@ -220,7 +220,9 @@ func TestBlacklistEvictsOnEveryReplica(t *testing.T) {
 	if r := get(t, b.URL+"/api/x", access); r.Status != http.StatusOK {
 		t.Fatalf("B after logout: %d %s (SimpleJWT still accepts the access token)", r.Status, r.Body)
 	}
-	if n := fa.Calls(fakeauth.PathVerify); n != 2 {
-		t.Fatalf("verify calls after logout = %d, want 2: B must ask again, not trust its cache", n)
+	// A verifies the access token before acting on the logout (only a token
+	// that verified is revoked or broadcast): one call; then B asks again.
+	if n := fa.Calls(fakeauth.PathVerify); n != 3 {
+		t.Fatalf("verify calls after logout = %d, want 3 (A's check of the logged-out token, then B's): B must ask again, not trust its cache", n)
 	}
 }

@@ -151,17 +151,18 @@ const staleRetry = 30 * time.Second
 // most of the gateway's memory (tests/load --memory-only).
 type verdict struct {
 	alg, kid, userID string
-	exp              int64 // the token's exp
-	expires          int64 // min(now+ttl, exp)
+	exp              int64    // the token's exp
+	expires          int64    // min(now+ttl, exp)
+	key              [32]byte // the token's revocation key (models.Token.Key)
 }
 
 func newVerdict(tok models.Token, expires time.Time) verdict {
-	return verdict{alg: tok.Alg, kid: tok.Kid, userID: tok.UserID, exp: tok.Expires.UnixNano(), expires: expires.UnixNano()}
+	return verdict{alg: tok.Alg, kid: tok.Kid, userID: tok.UserID, exp: tok.Expires.UnixNano(), expires: expires.UnixNano(), key: tok.Key}
 }
 
 // token is the cached token, without its claims (see Principal.Claims).
 func (v *verdict) token() models.Token {
-	return models.Token{Alg: v.alg, Kid: v.kid, UserID: v.userID, Expires: time.Unix(0, v.exp)}
+	return models.Token{Alg: v.alg, Kid: v.kid, UserID: v.userID, Expires: time.Unix(0, v.exp), Key: v.key}
 }
 
 type cachedUser struct {
@@ -182,7 +183,7 @@ type Authenticator struct {
 
 	tokens   *lru.Cache[[32]byte, verdict]
 	rejected *lru.Cache[[32]byte, time.Time]
-	revoked  *lru.Cache[[32]byte, time.Time] // logged out: refused until exp
+	revoked  *lru.Cache[[32]byte, time.Time] // by models.Token.Key; logged out: refused until exp
 	users    *lru.Cache[models.UserKey, *cachedUser]
 
 	tokenCalls singleflight.Group
@@ -252,8 +253,10 @@ func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, 
 	}, nil
 }
 
-// TokenKey is the cache key of a token: its SHA-256, so raw tokens are
-// never kept as map keys.
+// TokenKey is the verify cache key of a token: its SHA-256, so raw tokens
+// are never kept as map keys. Only canonical spellings pass the
+// pre-checks; revocations are keyed by models.Token.Key, which is one per
+// token even where two spellings verify (ECDSA's (r, s) and (r, n-s)).
 func TokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
 
 // Authenticate checks raw and returns the caller. Errors match
@@ -301,14 +304,13 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	}
 	key := TokenKey(raw)
 	now := a.now()
-	if until, ok := a.revoked.Get(key); ok && now.Before(until) {
-		a.refused(models.ReasonRevoked)
-		return models.Token{}, &models.TokenError{Reason: models.ReasonRevoked, Detail: "logged out"}
-	}
 	var stale *verdict // past its TTL, but servable if the auth service is down
 	known := false     // verified before and not expired: never limited by CallsHome
 	if v, ok := a.tokens.Get(key); ok {
 		known = now.UnixNano() < v.exp
+		if a.isRevoked(v.key, now) {
+			return models.Token{}, errRevoked
+		}
 		if n := now.UnixNano(); n < v.expires {
 			a.event(a.Observer.CacheHit)
 			if err := a.checkLocal(ctx, raw); err != nil {
@@ -332,6 +334,9 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	if err != nil {
 		a.refused(models.TokenReason(err))
 		return models.Token{}, err
+	}
+	if a.isRevoked(tok.Key, now) {
+		return models.Token{}, errRevoked
 	}
 	if err := a.checkLocal(ctx, raw); err != nil {
 		if errors.Is(err, models.ErrTokenInvalid) && a.cfg.NegativeTTL > 0 {
@@ -403,6 +408,20 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	}
 }
 
+// errRevoked refuses a token logged out through the gateway.
+var errRevoked = &models.TokenError{Reason: models.ReasonRevoked, Detail: "logged out"}
+
+// isRevoked says whether the token with revocation key key was logged
+// out, and counts the refusal.
+func (a *Authenticator) isRevoked(key [32]byte, now time.Time) bool {
+	until, ok := a.revoked.Get(key)
+	if !ok || !now.Before(until) {
+		return false
+	}
+	a.refused(models.ReasonRevoked)
+	return true
+}
+
 // checkLocal runs the every-request local check of verify: hybrid.
 func (a *Authenticator) checkLocal(ctx context.Context, raw string) error {
 	if a.Local == nil {
@@ -429,28 +448,44 @@ func (a *Authenticator) ForgetTokenKey(key [32]byte) {
 	a.rejected.Remove(key)
 }
 
-// Revoke handles a token the client named in a successful blacklist call:
-// it is evicted from the verify caches here and, through Peers, on every
-// replica, so the next use asks the auth service again. With
-// RevokeOnLogout (logout at the edge) a token that would pass as an access
-// token is also refused until it expires, even though SimpleJWT's verify
-// endpoint keeps accepting access tokens after a logout.
-func (a *Authenticator) Revoke(raw string) {
-	key := TokenKey(raw)
+// Revoke handles a token the client named in a successful blacklist call.
+// The token is first checked as an API call would check it (verify cache,
+// or a call home): only a token that verified is acted on beyond local
+// eviction, so made-up strings can neither push real revocations out of
+// the bounded list nor make replicas notify each other. A verified token
+// is evicted here and, through Peers, on every replica, so the next use
+// asks the auth service again; with RevokeOnLogout (logout at the edge)
+// it is also refused, by its revocation key (its jti: every spelling),
+// until it expires, even though SimpleJWT's verify endpoint keeps
+// accepting access tokens after a logout.
+func (a *Authenticator) Revoke(ctx context.Context, raw string) {
+	textKey := TokenKey(raw)
+	if _, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err != nil {
+		a.ForgetTokenKey(textKey) // harmless for junk: only this exact text
+		return                    // the refresh token, or junk: not counted as a refusal
+	}
+	tok, err := a.Token(ctx, raw) // the verify cache, or a call home
+	a.ForgetTokenKey(textKey)     // the next use asks the auth service again
+	if err != nil {
+		return // forged, or already revoked: nothing to record
+	}
 	var until time.Time
 	if a.cfg.RevokeOnLogout {
-		if tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err == nil {
-			until = tok.Expires
-		}
+		until = tok.Expires
 	}
-	a.RevokeKey(key, until)
+	a.RevokeKey(tok.Key, until)
 	if a.Peers != nil {
-		a.Peers.TokenRevoked(key, until)
+		if tok.Key != textKey {
+			a.Peers.TokenRevoked(textKey, time.Time{}) // evict the verdict keyed by text
+		}
+		a.Peers.TokenRevoked(tok.Key, until)
 	}
 }
 
 // RevokeKey evicts a token by its hash and refuses it until until (zero:
-// evict only). It does not tell peers: it is what a peer's message calls.
+// evict only). key is a revocation key (models.Token.Key) or, for a
+// verdict keyed by text, TokenKey. It does not tell peers: it is what a
+// peer's message calls.
 func (a *Authenticator) RevokeKey(key [32]byte, until time.Time) {
 	if a.now().Before(until) {
 		a.revoked.Add(key, until)

@@ -108,7 +108,14 @@ type Local struct {
 	sets     []*keySet
 	algs     []string
 	cancel   context.CancelFunc
+	// skippedKeys counts JWKS keys skipped as unusable (jwkFilter).
+	skippedKeys atomic.Int64
 }
+
+// SkippedKeys returns how many distinct JWKS keys were skipped as unusable
+// (private key material, an RSA key under 2048 bits, unparseable); each is
+// also logged once.
+func (l *Local) SkippedKeys() int64 { return l.skippedKeys.Load() }
 
 // keySet is one issuer's keys and the parser that checks its tokens.
 type keySet struct {
@@ -154,7 +161,9 @@ func NewLocal(ctx context.Context, cfg LocalConfig, getenv func(string) string, 
 		}
 		ks := &keySet{setting: ic.Setting, issuer: ic.Issuer, parser: jwt.NewParser(opts...)}
 		if ic.JWKSURL != "" {
-			j, err := newJWKSKeys(bg, ic, cfg, &hc, log)
+			jc := hc // this issuer's client: its filter logs with its URL
+			jc.Transport = &jwkFilter{next: hc.Transport, url: ic.JWKSURL, log: log, skipped: &l.skippedKeys, logged: map[string]bool{}}
+			j, err := newJWKSKeys(bg, ic, cfg, &jc, log)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -334,8 +343,8 @@ func keyFits(alg string, key any) bool {
 		k, ok := key.([]byte)
 		return ok && len(k) > 0
 	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		_, ok := key.(*rsa.PublicKey)
-		return ok
+		k, ok := key.(*rsa.PublicKey)
+		return ok && k.N.BitLen() >= minRSABits
 	case "ES256", "ES384", "ES512":
 		k, ok := key.(*ecdsa.PublicKey)
 		if !ok {
@@ -358,6 +367,9 @@ func loadStatic(ic IssuerConfig, algs []string, getenv func(string) string) (map
 	for i, entry := range ic.Keys {
 		setting := fmt.Sprintf("%s.keys[%d]", ic.Setting, i)
 		k, err := loadKey(entry, getenv)
+		if err == nil {
+			err = checkKeyHygiene(k)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", setting, err))
 			continue

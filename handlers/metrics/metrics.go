@@ -41,6 +41,7 @@ var reasons = []string{
 	models.ReasonRejected, models.ReasonBadSignature, models.ReasonRevoked, models.ReasonInactive,
 	models.ReasonUserNotFound, models.ReasonAlgNotAllowed, models.ReasonAlgKeyMismatch, models.ReasonUnknownKey,
 	models.ReasonUnknownIssuer, models.ReasonWrongIssuer, models.ReasonWrongAudience,
+	models.ReasonUnsupportedCrit,
 }
 
 // Metrics is a gateway's collectors. Its methods are safe for concurrent use.
@@ -164,6 +165,15 @@ func (m *Metrics) Observer() authn.Observer {
 func (m *Metrics) CacheEntries(n func() int) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "jwtgate_verify_cache_entries", Help: "Positive verdicts in the verify cache.",
+	}, func() float64 { return float64(n()) }))
+}
+
+// SkippedJWKSKeys exports how many JWKS keys were skipped as unusable
+// (private key material, RSA under 2048 bits, unparseable), read at scrape
+// time.
+func (m *Metrics) SkippedJWKSKeys(n func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "jwtgate_jwks_keys_skipped_total", Help: "Distinct JWKS keys skipped as unusable (each also logged once).",
 	}, func() float64 { return float64(n()) }))
 }
 
