@@ -1,13 +1,11 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -395,7 +393,7 @@ func (g *loginGuard) handler() gin.HandlerFunc {
 				errUnsupportedLoginType(mt).abort(c)
 				return
 			}
-			body, ok := g.readBody(c)
+			body, ok := readSmallBody(c, g.log, g.maxBody)
 			if !ok {
 				return
 			}
@@ -416,28 +414,6 @@ func (g *loginGuard) handler() gin.HandlerFunc {
 		c.Next()
 		status = c.Writer.Status()
 	}
-}
-
-// readBody reads the request body once, bounded by maxBody, and puts it
-// back for the relay. On failure it has answered.
-func (g *loginGuard) readBody(c *gin.Context) ([]byte, bool) {
-	if c.Request.ContentLength > g.maxBody {
-		errTooLarge.abort(c)
-		return nil, false
-	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, g.maxBody+1))
-	if err != nil {
-		g.log.DebugContext(c.Request.Context(), "malformed request body", "err", err)
-		errMalformed.abort(c)
-		return nil, false
-	}
-	if int64(len(body)) > g.maxBody {
-		errTooLarge.abort(c)
-		return nil, false
-	}
-	c.Request.Body = io.NopCloser(bytes.NewReader(body))
-	c.Request.ContentLength = int64(len(body))
-	return body, true
 }
 
 func containsKey(keys []accountKey, k accountKey) bool {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -39,24 +40,37 @@ var hopHeaders = map[string]bool{
 	"X-Request-Id": true, // the client gets the gateway's id, which the auth service received
 }
 
+// readSmallBody reads a token endpoint's whole body, bounded by maxBody,
+// and puts it back so a later reader (the relay after the login throttle)
+// sees it again. On failure it has answered: 413 over the cap, 408 when
+// the body timeout passed, 400 for a malformed body or a client gone
+// mid-body (the request's fault, never a 5xx).
+func readSmallBody(c *gin.Context, log *slog.Logger, maxBody int64) ([]byte, bool) {
+	if c.Request.ContentLength > maxBody {
+		errTooLarge.abort(c)
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxBody+1))
+	if err != nil {
+		log.DebugContext(c.Request.Context(), "malformed request body", "err", err)
+		abortBodyError(c, err)
+		return nil, false
+	}
+	if int64(len(body)) > maxBody {
+		errTooLarge.abort(c)
+		return nil, false
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	c.Request.ContentLength = int64(len(body))
+	return body, true
+}
+
 // handleRelay passes a token call to the auth service and its answer back
 // unchanged. after runs on a 200 with the request and response bodies.
 func handleRelay(log *slog.Logger, rl relayer, e remote.Endpoint, maxBody int64, after func(ctx context.Context, req, resp []byte)) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if c.Request.ContentLength > maxBody {
-			errTooLarge.abort(c)
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxBody+1))
-		if err != nil {
-			// A malformed body (a bad chunk size) or a client that went
-			// away mid-body: the request's fault, never a 5xx.
-			log.DebugContext(c.Request.Context(), "malformed request body", "err", err)
-			abortBodyError(c, err)
-			return
-		}
-		if int64(len(body)) > maxBody {
-			errTooLarge.abort(c)
+		body, ok := readSmallBody(c, log, maxBody)
+		if !ok {
 			return
 		}
 		if relayBodyTooDeep(c.ContentType(), body) {
