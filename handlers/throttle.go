@@ -388,13 +388,13 @@ func (g *loginGuard) handler() gin.HandlerFunc {
 		}
 		var keys []accountKey
 		if !g.account.Off() {
+			body, ok := readSmallBody(c, g.log, g.maxBody)
+			if !ok {
+				return
+			}
 			mt := strings.ToLower(c.ContentType())
 			if mt != mediaJSON && mt != mediaForm {
 				errUnsupportedLoginType(mt).abort(c)
-				return
-			}
-			body, ok := readSmallBody(c, g.log, g.maxBody)
-			if !ok {
 				return
 			}
 			for _, name := range loginNames(mt, body, g.fields) {

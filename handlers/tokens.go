@@ -43,8 +43,9 @@ var hopHeaders = map[string]bool{
 // readSmallBody reads a token endpoint's whole body, bounded by maxBody,
 // and puts it back so a later reader (the relay after the login throttle)
 // sees it again. On failure it has answered: 413 over the cap, 408 when
-// the body timeout passed, 400 for a malformed body or a client gone
-// mid-body (the request's fault, never a 5xx).
+// the body timeout passed, 400 for a malformed body, a client gone
+// mid-body (the request's fault, never a 5xx) or JSON nested deeper than
+// the auth service can parse.
 func readSmallBody(c *gin.Context, log *slog.Logger, maxBody int64) ([]byte, bool) {
 	if c.Request.ContentLength > maxBody {
 		errTooLarge.abort(c)
@@ -60,6 +61,10 @@ func readSmallBody(c *gin.Context, log *slog.Logger, maxBody int64) ([]byte, boo
 		errTooLarge.abort(c)
 		return nil, false
 	}
+	if relayBodyTooDeep(c.ContentType(), body) {
+		errBodyTooDeep.abort(c)
+		return nil, false
+	}
 	c.Request.Body = io.NopCloser(bytes.NewReader(body))
 	c.Request.ContentLength = int64(len(body))
 	return body, true
@@ -71,10 +76,6 @@ func handleRelay(log *slog.Logger, rl relayer, e remote.Endpoint, maxBody int64,
 	return func(c *gin.Context) {
 		body, ok := readSmallBody(c, log, maxBody)
 		if !ok {
-			return
-		}
-		if relayBodyTooDeep(c.ContentType(), body) {
-			errBodyTooDeep.abort(c)
 			return
 		}
 		hdr := http.Header{}
