@@ -49,7 +49,7 @@ func TestClientKey(t *testing.T) {
 
 func TestThrottleRetryAfter(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	th, err := newLoginThrottle(models.Throttle{LoginEvery: 6 * time.Second, LoginBurst: 2, CacheSize: 2}, func() time.Time { return now })
+	th, err := newLoginThrottle(models.CompiledThrottle{Throttle: models.Throttle{LoginBurst: 2, CacheSize: 2}, LoginEvery: 6 * time.Second}, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestThrottleRetryAfter(t *testing.T) {
 	if ok, _ := th.allow("a"); !ok {
 		t.Fatal("refused after waiting Retry-After")
 	}
-	if off, _ := newLoginThrottle(models.Throttle{}, time.Now); off != nil {
+	if off, _ := newLoginThrottle(models.CompiledThrottle{}, time.Now); off != nil {
 		t.Fatal("login_rate off still throttles")
 	}
 }

@@ -109,7 +109,7 @@ func hasDotSegments(p string) bool {
 // the same after the upstream decodes it.
 func FuzzRouteMatch(f *testing.F) {
 	f.Add("/api/billing/x")
-	table, err := newRouteTable(fuzzRoutes, http.DefaultTransport, nil, nil, newIdentity("X-User-"), nil)
+	table, err := newRouteTable(settingsCompiled(fuzzRoutes), http.DefaultTransport, nil, nil, newIdentity("X-User-"), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -54,9 +54,11 @@ type Options struct {
 }
 
 // NewGateway opens the database and builds the auth service client, the
-// authenticator and the router from settings, and starts the background
-// work (readiness probes, the peer listener on PostgreSQL) that Close stops.
-func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Options) (*Gateway, error) {
+// authenticator and the router from the compiled settings (models.Compile),
+// and starts the background work (readiness probes, the peer listener on
+// PostgreSQL) that Close stops.
+func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt Options) (*Gateway, error) {
+	s := cfg.Settings
 	if os.Getenv(gin.EnvGinMode) == "" {
 		gin.SetMode(gin.ReleaseMode)
 	}
@@ -109,13 +111,13 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 			return fail(err)
 		}
 	}
-	login, err := newLoginGuard(s.Throttle, s.AuthService.MaxBodyBytes, log, now)
+	login, err := newLoginGuard(cfg.Throttle, s.AuthService.MaxBodyBytes, log, now)
 	if err != nil {
 		return fail(err)
 	}
 	ac := authn.ConfigFrom(s)
 	if s.Auth.Verify != models.VerifyLocal { // local mode never calls home to verify
-		budget, err := newCallBudget(s.Throttle, now)
+		budget, err := newCallBudget(cfg.Throttle, now)
 		if err != nil {
 			return fail(err)
 		}
@@ -130,18 +132,18 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 	if s.Auth.Verify == models.VerifyHybrid {
 		auth.Local = local
 	}
-	trusted := trustedProxies(s.TrustedNets)
+	trusted := trustedProxies(cfg.TrustedNets)
 	idn := newIdentity(s.IdentityHeaders.Prefix)
 	idn.signer = sig
 	idn.sendIssuer = len(s.UserIssuers()) > 1
 	auth.Derive = idn.values // identity header values built once per cached user
-	names := make([]string, 0, len(s.Routes))
-	for _, r := range s.Routes {
+	names := make([]string, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
 		names = append(names, r.Name)
 	}
 	m := metrics.New(names)
 	upstreams := upstreamTransport()
-	table, err := newRouteTable(s.Routes, upstreams, log, trusted, idn, m)
+	table, err := newRouteTable(cfg.Routes, upstreams, log, trusted, idn, m)
 	if err != nil {
 		return fail(err)
 	}

@@ -76,7 +76,7 @@ func TestRouteMatching(t *testing.T) {
 		{Name: "billing", Path: "/api/billing/", Upstream: "http://127.0.0.1:2"},
 		{Name: "exact", Path: "/status", Upstream: "http://127.0.0.1:3"},
 	}
-	table, err := newRouteTable(rs, http.DefaultTransport, nil, nil, newIdentity("X-User-"), nil)
+	table, err := newRouteTable(settingsCompiled(rs), http.DefaultTransport, nil, nil, newIdentity("X-User-"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

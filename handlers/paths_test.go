@@ -19,7 +19,7 @@ func TestPathsResolve(t *testing.T) {
 		{Name: "old", Path: "/old/", Upstream: "http://u3", AllowUnusualPaths: true},
 		{Name: "old-admin", Path: "/old/admin/", Upstream: "http://u3"},
 	}
-	table, err := newRouteTable(routes, http.DefaultTransport, nil, nil, newIdentity("X-User-"), nil)
+	table, err := newRouteTable(settingsCompiled(routes), http.DefaultTransport, nil, nil, newIdentity("X-User-"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

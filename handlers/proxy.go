@@ -23,7 +23,7 @@ import (
 
 // route is a configured route ready to serve.
 type route struct {
-	models.Route
+	models.CompiledRoute
 	proxy  *httputil.ReverseProxy
 	allow  string          // Allow header for 405s
 	fields []identityField // identity_headers.fields as headers
@@ -34,7 +34,7 @@ type routeTable struct {
 	routes []*route // longest path first
 }
 
-func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Logger, trusted trustedProxies, idn identity, m *metrics.Metrics) (*routeTable, error) {
+func newRouteTable(rs []models.CompiledRoute, transport http.RoundTripper, log *slog.Logger, trusted trustedProxies, idn identity, m *metrics.Metrics) (*routeTable, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -48,7 +48,7 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 		if err != nil {
 			return nil, fmt.Errorf("route %q upstream: %w", r.Name, err)
 		}
-		rt := &route{Route: r, allow: strings.Join(r.Methods, ", "), fields: idn.fields(r.IdentityHeaders.Fields)}
+		rt := &route{CompiledRoute: r, allow: strings.Join(r.Methods, ", "), fields: idn.fields(r.IdentityHeaders.Fields)}
 		rt.proxy = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				if rt.StripPath {

@@ -47,7 +47,7 @@ func newRouter(d routerDeps) *gin.Engine {
 	// ClientIP is the TCP peer unless that is a trusted proxy, then the
 	// client its X-Forwarded-For (or X-Real-IP) names.
 	if err := r.SetTrustedProxies(d.trusted.strings()); err != nil {
-		panic(err) // the prefixes were parsed by Settings.Validate
+		panic(err) // the prefixes were parsed by models.Compile
 	}
 	r.Use(
 		observe(d.log, d.metrics, d.trusted), // request id, access log, request metrics

@@ -35,7 +35,7 @@ func TestSecMiscIdentityTokenReservedClaims(t *testing.T) {
 			"services": []any{"billing"},
 		}}
 	attrs := user.Attributes()
-	rt := &route{Route: models.Route{Name: "billing"}}
+	rt := &route{CompiledRoute: models.CompiledRoute{Route: models.Route{Name: "billing"}}}
 	rt.fields = idn.fields([]string{"sub", "SUB", "nbf", "jti", "iss", "aud", "iat", "exp", "email", "is_staff", "is-superuser", "services"})
 	h := http.Header{}
 	if err := idn.set(h, &authn.Principal{User: user, Attrs: attrs}, rt); err != nil {

@@ -37,7 +37,7 @@ type throttle struct {
 
 // newLoginThrottle builds the throttle.login_rate limiter (every login
 // attempt per client address); nil when off.
-func newLoginThrottle(cfg models.Throttle, now func() time.Time) (*throttle, error) {
+func newLoginThrottle(cfg models.CompiledThrottle, now func() time.Time) (*throttle, error) {
 	if cfg.LoginEvery == 0 {
 		return nil, nil
 	}
@@ -114,7 +114,7 @@ func withClientKey() gin.HandlerFunc {
 type callBudget struct{ t *throttle }
 
 // newCallBudget builds the budget; nil when off.
-func newCallBudget(cfg models.Throttle, now func() time.Time) (*callBudget, error) {
+func newCallBudget(cfg models.CompiledThrottle, now func() time.Time) (*callBudget, error) {
 	if cfg.CallsHome.Off() {
 		return nil, nil
 	}
@@ -234,7 +234,7 @@ type loginGuard struct {
 }
 
 // newLoginGuard builds the login throttles from settings.
-func newLoginGuard(cfg models.Throttle, maxBody int64, log *slog.Logger, now func() time.Time) (*loginGuard, error) {
+func newLoginGuard(cfg models.CompiledThrottle, maxBody int64, log *slog.Logger, now func() time.Time) (*loginGuard, error) {
 	rt, err := newLoginThrottle(cfg, now)
 	if err != nil {
 		return nil, err

@@ -84,7 +84,7 @@ func TestThrottlePythonFloatRepr(t *testing.T) {
 
 // TestThrottleFoldLoginName: spellings one account could have share a key.
 func TestThrottleFoldLoginName(t *testing.T) {
-	g := throttleGuard(t, models.Throttle{})
+	g := throttleGuard(t, models.CompiledThrottle{})
 	same := [][]string{
 		{"alice@example.com", "ALICE@Example.COM", "Alice@example.com"},
 		{"alice", "ａｌｉｃｅ", "Alice"},
@@ -100,13 +100,13 @@ func TestThrottleFoldLoginName(t *testing.T) {
 	if g.key("alice") == g.key("bob") {
 		t.Error("alice and bob share a key")
 	}
-	other := throttleGuard(t, models.Throttle{})
+	other := throttleGuard(t, models.CompiledThrottle{})
 	if other.key("alice") == g.key("alice") {
 		t.Error("two processes hash login names alike: the key is not per process")
 	}
 }
 
-func throttleGuard(t *testing.T, th models.Throttle) *loginGuard {
+func throttleGuard(t *testing.T, th models.CompiledThrottle) *loginGuard {
 	t.Helper()
 	if th.CacheSize == 0 {
 		th.CacheSize = 100
@@ -125,7 +125,7 @@ func throttleGuard(t *testing.T, th models.Throttle) *loginGuard {
 // TestThrottleAccountWindow drives the guard's bookkeeping directly.
 func TestThrottleAccountWindow(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	g := throttleGuard(t, models.Throttle{
+	g := throttleGuard(t, models.CompiledThrottle{
 		AccountLimit: models.Limit{N: 3, Per: 15 * time.Minute},
 		ClientLimit:  models.Limit{N: 5, Per: 15 * time.Minute},
 	})
@@ -238,10 +238,10 @@ func FuzzThrottleLoginNames(f *testing.F) {
 // names do, each of them a failure counted against its client address.
 func TestThrottleAccountTableOverflow(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	g := throttleGuard(t, models.Throttle{
+	g := throttleGuard(t, models.CompiledThrottle{
 		AccountLimit: models.Limit{N: 2, Per: 15 * time.Minute},
 		ClientLimit:  models.Limit{N: 100, Per: 15 * time.Minute},
-		AccountsSize: 3,
+		Throttle:     models.Throttle{AccountsSize: 3},
 	})
 	g.now = func() time.Time { return now }
 	try := func(client, name string, status int) bool {

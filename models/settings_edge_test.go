@@ -19,17 +19,18 @@ func TestEdgeSettingsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.TrustedNets) != 0 {
-		t.Errorf("trusted_proxies default %v, want none", s.TrustedNets)
+	rt := settingsCompile(t, s)
+	if len(rt.TrustedNets) != 0 {
+		t.Errorf("trusted_proxies default %v, want none", rt.TrustedNets)
 	}
-	if s.Throttle.LoginEvery != 0 || s.Throttle.LoginBurst != 5 {
-		t.Errorf("login throttle default every %s burst %d, want off and 5", s.Throttle.LoginEvery, s.Throttle.LoginBurst)
+	if rt.Throttle.LoginEvery != 0 || rt.Throttle.LoginBurst != 5 {
+		t.Errorf("login throttle default every %s burst %d, want off and 5", rt.Throttle.LoginEvery, rt.Throttle.LoginBurst)
 	}
 	it := s.IdentityToken
 	if it.Enabled || it.Algorithm != "ES256" || it.Lifetime != time.Minute || it.KeyFile == "" {
 		t.Errorf("identity_token defaults %+v", it)
 	}
-	r := s.Routes[0]
+	r := rt.Routes[0]
 	if !r.ForwardsToken() || r.Name != "api" || r.Auth != models.AuthRequired {
 		t.Errorf("route defaults: forward_token %v name %q auth %q", r.ForwardsToken(), r.Name, r.Auth)
 	}
@@ -50,17 +51,18 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt := settingsCompile(t, s)
 	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("fd00::/64")}
-	if len(s.TrustedNets) != len(want) {
-		t.Fatalf("trusted nets %v, want %v", s.TrustedNets, want)
+	if len(rt.TrustedNets) != len(want) {
+		t.Fatalf("trusted nets %v, want %v", rt.TrustedNets, want)
 	}
 	for i := range want {
-		if s.TrustedNets[i] != want[i] {
-			t.Errorf("trusted_proxies[%d] = %v, want %v", i, s.TrustedNets[i], want[i])
+		if rt.TrustedNets[i] != want[i] {
+			t.Errorf("trusted_proxies[%d] = %v, want %v", i, rt.TrustedNets[i], want[i])
 		}
 	}
-	if s.Throttle.LoginEvery != 20*time.Minute {
-		t.Errorf("3/hour parsed as %s", s.Throttle.LoginEvery)
+	if rt.Throttle.LoginEvery != 20*time.Minute {
+		t.Errorf("3/hour parsed as %s", rt.Throttle.LoginEvery)
 	}
 	if s.Routes[0].ForwardsToken() {
 		t.Error("forward_token: false ignored")

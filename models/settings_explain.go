@@ -5,13 +5,51 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// This file holds the wording of settings errors: the nearest known key for
-// a misspelt one, and the line a YAML syntax error really is on.
+// This file holds the wording of settings errors: the key and line of a
+// decoding error, the nearest known key for a misspelt one, and the line a
+// YAML syntax error really is on.
+
+// explainYAML turns yaml.v3's decoding errors into problems that name the
+// key and line: "line 3: field timout not found in type
+// models.AuthService" becomes auth_service (line 3): unknown key "timout":
+// did you mean timeout?
+func explainYAML(te *yaml.TypeError, raw []byte) []Problem {
+	keys := keysByLine(raw)
+	out := make([]Problem, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		var p Problem
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &p.Line); scanErr == nil {
+			_, p.Msg, _ = strings.Cut(m, ": ")
+			p.Key = keys[p.Line]
+		} else {
+			p = Problem{Msg: m}
+		}
+		// "field timout not found in type models.AuthService"
+		if rest, ok := strings.CutPrefix(p.Msg, "field "); ok && p.Line > 0 {
+			if name, _, ok := strings.Cut(rest, " not found"); ok {
+				p.Msg = fmt.Sprintf("unknown key %q", name)
+				_, typeName, _ := strings.Cut(rest, " not found in type ")
+				if hint := unknownKeyHint(typeName, name); hint != "" {
+					p.Msg += ": " + hint
+				} else {
+					p.Msg += " (jwtgate config prints every key)"
+				}
+			}
+		}
+		// "cannot unmarshal !!str `5 sec` into time.Duration"
+		if strings.Contains(p.Msg, "time.Duration") {
+			p.Msg += ` (want a Go duration such as "30s" or "5m")`
+		}
+		out = append(out, p)
+	}
+	return out
+}
 
 // settingsKeys maps each struct type of Settings, as yaml.v3 names it in
 // "field x not found in type models.AuthService", to its dotted section and
@@ -134,17 +172,17 @@ func levenshtein(a, b string) int {
 // yamlLinePrefix is yaml.v3's "yaml: line N: " (absent from some errors).
 var yamlLinePrefix = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
 
-// explainSyntax rewords a YAML syntax error so that it names the line the
-// problem is on. yaml.v3 names the line where the enclosing construct
+// explainSyntax rewords a YAML syntax error as a problem that names the
+// line it is on. yaml.v3 names the line where the enclosing construct
 // starts ("line 1: did not find expected '-' indicator" for a bad indent on
 // line 4) or no line at all (control characters), so the line is found
 // again: the first line at which the document, cut there, already fails
 // with the same message.
-func explainSyntax(err error, raw []byte) error {
+func explainSyntax(err error, raw []byte) Problem {
 	msg := err.Error()
 	m := yamlLinePrefix.FindStringSubmatch(msg)
 	if m == nil {
-		return err
+		return Problem{Msg: msg}
 	}
 	what := msg[len(m[0]):]
 	lines := bytes.SplitAfter(raw, []byte("\n"))
@@ -162,10 +200,49 @@ func explainSyntax(err error, raw []byte) error {
 		if len(text) > 80 {
 			text = text[:77] + "..."
 		}
-		return fmt.Errorf("line %d: YAML syntax error: %s: %q", n, what, text)
+		return Problem{Line: n, Msg: fmt.Sprintf("YAML syntax error: %s: %q", what, text)}
 	}
-	if m[1] != "" {
-		return fmt.Errorf("line %s: YAML syntax error: %s", m[1], what)
+	line, _ := strconv.Atoi(m[1]) // 0 when yaml.v3 named none
+	return Problem{Line: line, Msg: "YAML syntax error: " + what}
+}
+
+// keysByLine maps each line of a YAML document to the dotted key defined
+// there (list items as key[i]), to name keys in decoding errors.
+func keysByLine(raw []byte) map[int]string {
+	var doc yaml.Node
+	out := map[int]string{}
+	if yaml.Unmarshal(raw, &doc) != nil {
+		return out
 	}
-	return fmt.Errorf("YAML syntax error: %s", what)
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				name := k.Value
+				if prefix != "" {
+					name = prefix + "." + k.Value
+				}
+				out[k.Line] = name
+				if v.Line != k.Line || v.Kind != yaml.ScalarNode {
+					walk(v, name)
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				name := fmt.Sprintf("%s[%d]", prefix, i)
+				if _, taken := out[c.Line]; !taken || c.Kind == yaml.ScalarNode {
+					out[c.Line] = name
+				}
+				walk(c, name)
+			}
+		}
+	}
+	walk(&doc, "")
+	return out
 }

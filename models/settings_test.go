@@ -25,8 +25,8 @@ func TestRepoSettingsLoad(t *testing.T) {
 	if s.Listen != d.Listen || s.AuthService != d.AuthService || s.Database != d.Database || s.Users != d.Users {
 		t.Fatalf("repo settings.yaml disagrees with the defaults:\n%+v\n%+v", s, d)
 	}
-	if len(s.Routes) != 1 || s.Routes[0].Rule == nil {
-		t.Fatalf("example route not loaded with a compiled rule: %+v", s.Routes)
+	if rt, probs := Compile(s); len(probs) > 0 || len(rt.Routes) != 1 || rt.Routes[0].Rule == nil {
+		t.Fatalf("example route not compiled with its rule: %v %+v", probs, s.Routes)
 	}
 }
 
@@ -106,8 +106,11 @@ func FuzzLoadSettings(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := s.Validate(); err != nil {
-			t.Fatalf("loaded settings fail Validate again: %v", err)
+		if probs := s.Validate(); len(probs) > 0 {
+			t.Fatalf("loaded settings fail Validate again: %v", probs)
+		}
+		if _, probs := Compile(s); len(probs) > 0 {
+			t.Fatalf("valid settings fail to compile: %v", probs)
 		}
 	})
 }

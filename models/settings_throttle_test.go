@@ -60,7 +60,7 @@ func TestThrottleSettingsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := s.Throttle
+	th := settingsCompile(t, s).Throttle
 	if th.AccountLimit != (models.Limit{N: 10, Per: 15 * time.Minute}) {
 		t.Errorf("failures_per_account default %v, want 10/15m", th.AccountLimit)
 	}
@@ -96,7 +96,7 @@ func TestThrottleSettingsErrorsNameTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Throttle.AccountLimit.Off() || !s.Throttle.ClientLimit.Off() || !s.Throttle.CallsHome.Off() || s.Throttle.LoginEvery != 3*time.Minute {
-		t.Fatalf("off/5/15m parsed as %+v", s.Throttle)
+	if th := settingsCompile(t, s).Throttle; !th.AccountLimit.Off() || !th.ClientLimit.Off() || !th.CallsHome.Off() || th.LoginEvery != 3*time.Minute {
+		t.Fatalf("off/5/15m parsed as %+v", th)
 	}
 }

@@ -138,7 +138,7 @@ func loadEdgeSettings(t testing.TB, yaml, authURL, upstreamURL string) models.Se
 // newGatewayErr wires a gateway and returns NewGateway's error.
 func newGatewayErr(t testing.TB, s models.Settings) (*handlers.Gateway, error) {
 	t.Helper()
-	gw, err := handlers.NewGateway(t.Context(), s, slog.New(slog.DiscardHandler), handlers.Options{})
+	gw, err := handlers.NewGateway(t.Context(), settingsRuntime(t, s), slog.New(slog.DiscardHandler), handlers.Options{})
 	if err == nil {
 		t.Cleanup(func() { _ = gw.Close() })
 	}

@@ -141,7 +141,7 @@ func startGateway(t testing.TB, yaml, authURL, upstreamURL string, now func() ti
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := handlers.NewGateway(t.Context(), s, log, handlers.Options{Now: now})
+	gw, err := handlers.NewGateway(t.Context(), settingsRuntime(t, s), log, handlers.Options{Now: now})
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}

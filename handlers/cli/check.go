@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -38,19 +36,13 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		fmt.Fprintf(out, "1 problem.\n")
 		return ErrFailed
 	}
-	s, err := models.LoadSettings(bytes.NewReader(data), e.getenv)
-	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			line = strings.TrimPrefix(line, "settings: ")
-			switch {
-			case strings.HasPrefix(line, " |"): // an allow expression's caret display
+	s, probs := models.ParseAndValidate(data, e.getenv)
+	for _, p := range probs {
+		first, rest, _ := strings.Cut(p.String(), "\n")
+		problem("%s", first)
+		for line := range strings.SplitSeq(rest, "\n") {
+			if line != "" { // an allow expression's caret display
 				fmt.Fprintf(out, "          %s\n", line)
-			case yamlLine.MatchString(line): // YAML: "line 3: ...; auth_service.timeout (line 5): ..."
-				for _, p := range strings.Split(line, "; ") {
-					problem("%s", p)
-				}
-			default:
-				problem("%s", line)
 			}
 		}
 	}
@@ -58,7 +50,7 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		warnings++
 		fmt.Fprintf(out, "  warning: %s\n", w)
 	}
-	if err == nil && warnings == 0 {
+	if len(probs) == 0 && warnings == 0 {
 		fmt.Fprintln(out, "  ok")
 	}
 	if s.Listen == "" { // a syntax error: nothing decoded to probe with
@@ -97,14 +89,14 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	}
 
 	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))
-	if key := blamed(err, "database.driver", "database.dsn", "database"); key != "" {
+	if key := blamed(probs, "database.driver", "database.dsn", "database"); key != "" {
 		fmt.Fprintf(out, "  skipped: fix %s first\n", key) // one problem, reported once
 	} else {
 		checkDatabase(ctx, s, out, problem)
 	}
 
 	fmt.Fprintf(out, "auth service (%s):\n", s.AuthService.URL)
-	if key := blamed(err, "auth_service.url", "auth_service"); key != "" {
+	if key := blamed(probs, "auth_service.url", "auth_service"); key != "" {
 		fmt.Fprintf(out, "  skipped: fix %s first\n", key)
 	} else {
 		checkAuthService(ctx, s, out, problem)
@@ -117,17 +109,13 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	return nil
 }
 
-// blamed returns the first of keys that a settings error names (as
-// "key: ..." or "key (line N): ..."), or "". A probe that such a key makes
-// pointless is skipped rather than reported as a second problem.
-func blamed(err error, keys ...string) string {
-	if err == nil {
-		return ""
-	}
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimPrefix(line, "settings: ")
+// blamed returns the first of keys that a settings problem is about (the
+// key itself or an item of it, key[i]), or "". A probe that such a key
+// makes pointless is skipped rather than reported as a second problem.
+func blamed(probs []models.Problem, keys ...string) string {
+	for _, p := range probs {
 		for _, k := range keys {
-			if strings.HasPrefix(line, k+":") || strings.HasPrefix(line, k+" (line") || strings.HasPrefix(line, k+"[") {
+			if p.Key == k || strings.HasPrefix(p.Key, k+"[") {
 				return k
 			}
 		}
@@ -162,9 +150,6 @@ func checkAuthService(ctx context.Context, s models.Settings, out io.Writer, pro
 		fmt.Fprintln(out, "  ok")
 	}
 }
-
-// yamlLine recognises yaml.v3's messages, which arrive joined by "; ".
-var yamlLine = regexp.MustCompile(`^line \d+:|\(line \d+\):`)
 
 func tally(problems, warnings int) string {
 	plural := func(n int, word string) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"jwtgate/handlers"
+	"jwtgate/models"
 )
 
 func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error {
@@ -20,12 +21,16 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	if err != nil {
 		return err
 	}
+	cfg, probs := models.Compile(s)
+	if len(probs) > 0 { // loadSettings validated them: not expected
+		return fmt.Errorf("%s: %w", source, models.Problems(probs))
+	}
 	log := newLogger(s.Log, e.stderr)
 	log.Info("settings", "from", source)
 	for _, w := range s.Warnings() {
 		log.Warn("settings: " + w)
 	}
-	gw, err := handlers.NewGateway(ctx, s, log, handlers.Options{Getenv: e.getenv})
+	gw, err := handlers.NewGateway(ctx, cfg, log, handlers.Options{Getenv: e.getenv})
 	if err != nil {
 		return err
 	}
