@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,6 +264,10 @@ func TestPlatformsCaddyForwardAuth(t *testing.T) {
 
 		// Allowed requests stay allowed, with jwtgate's identity only.
 		{"allowed despite spoofed X-Forwarded-* and X-Original-*", "GET", "/api/billing/invoices", p.alice, fwdWith(toPublic, origPublic), 200, alice, ""},
+		{"Connection lists identity headers", "GET", "/api/billing/invoices", p.alice, fwdHdr{{"Connection", "X-User-Id, X-User-Email, X-User-Is-Staff"}}, 200, alice, ""},
+		{"Connection lists X_User_Id and the token", "GET", "/api/billing/invoices", p.alice, fwdHdr{{"Connection", "keep-alive"}, {"connection", "X_User_Id, X-User-Token, x-user-username"}}, 200, alice, ""},
+		{"Connection lists Authorization", "GET", "/api/billing/invoices", p.alice, fwdHdr{{"Connection", "Authorization"}}, 200, alice, ""},
+		{"Connection lists Authorization, forbidden", "GET", "/api/billing/invoices", p.bob, fwdHdr{{"Connection", "Authorization"}}, 403, nil, "permission_denied"},
 		{"allowed, spoofed identity replaced", "GET", "/api/billing/invoices", p.alice, platformsSpoofedIdentity, 200, alice, ""},
 		{"staff, spoofed identity replaced", "GET", "/api/billing/invoices", p.carol, platformsSpoofedIdentity, 200, carol, ""},
 		{"anonymous on optional, spoofed identity removed", "GET", "/feed/x", "", platformsSpoofedIdentity, 200, nil, ""},
@@ -297,6 +303,75 @@ func TestPlatformsCaddyForwardAuth(t *testing.T) {
 				t.Fatalf("%q: status %d; the app saw %q", rq.line, st, last)
 			}
 		})
+	}
+}
+
+// platformsUpgradeApp is an app that switches protocols on "Upgrade:
+// jwtgate-test" and then writes the X-User-Id it saw, as a WebSocket
+// server would answer the handshake.
+func platformsUpgradeApp(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "jwtgate-test" {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: jwtgate-test\r\n\r\nuser=%s\n", r.Header.Get("X-User-Id"))
+		_ = rw.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Through Caddy with the README's snippet, a protocol upgrade (what a
+// WebSocket handshake is) still works and the app sees the caller's
+// identity, even when the client's Connection header names X-User-Id; an
+// anonymous upgrade on a required route is refused.
+func TestPlatformsCaddyUpgrade(t *testing.T) {
+	e := startEdge(t, checkRoutes, "forward_auth: {headers: traefik}")
+	p := e.people
+	app := platformsUpgradeApp(t)
+	addr := platformsStartCaddy(t, e.gw.URL, app.URL)
+	handshake := func(token, connection string) (int, string) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		req := "GET /api/billing/socket HTTP/1.1\r\nHost: " + addr + "\r\nConnection: " + connection + "\r\nUpgrade: jwtgate-test\r\n"
+		if token != "" {
+			req += "Authorization: Bearer " + token + "\r\n"
+		}
+		if _, err := c.Write([]byte(req + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("no answer to the handshake: %v", err)
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			return resp.StatusCode, ""
+		}
+		line, _ := br.ReadString('\n')
+		return resp.StatusCode, strings.TrimSpace(line)
+	}
+	for _, connection := range []string{"Upgrade", "upgrade, X-User-Id", "X-User-Id, Upgrade, X_User_Id"} {
+		if st, line := handshake(p.alice, connection); st != http.StatusSwitchingProtocols || line != "user="+p.aliceID {
+			t.Fatalf("Connection: %s: status %d, app said %q, want 101 and user=%s", connection, st, line, p.aliceID)
+		}
+	}
+	if st, line := handshake("", "Upgrade"); st != http.StatusUnauthorized {
+		t.Fatalf("anonymous upgrade: status %d (%q), want 401", st, line)
+	}
+	if st, _ := handshake(p.bob, "Upgrade"); st != http.StatusForbidden {
+		t.Fatalf("forbidden upgrade: status %d, want 403", st)
 	}
 }
 
