@@ -2,12 +2,17 @@ package tests
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"jwtgate/tests/fakeauth"
 )
 
 // platformsSystemdAnalyze is where Debian's systemd package (tests/setup.sh)
@@ -239,4 +244,37 @@ func platformsHasPrefix(list []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// `jwtgate healthcheck`, the image's HEALTHCHECK, exits 0 while the built
+// binary serves on JWTGATE_LISTEN and 1 once it has stopped.
+func TestPlatformsHealthcheckAgainstTheBinary(t *testing.T) {
+	fa, _ := newFake(t, fakeauth.Options{})
+	up := startUpstream(t)
+	p := startProcess(t, baseConfig, fa.URL(), up.URL, "")
+	cfg := filepath.Join(t.TempDir(), "settings.yaml")
+	yaml := strings.NewReplacer("%AUTH%", fa.URL(), "%UPSTREAM%", up.URL, "%DB%", filepath.Join(t.TempDir(), "x.db")).Replace(baseConfig)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	health := func() (string, error) {
+		cmd := exec.Command(gatewayBinary(t), "healthcheck", "--config", cfg)
+		cmd.Env = append(os.Environ(), "JWTGATE_LISTEN="+strings.TrimPrefix(p.URL, "http://"))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := health(); err != nil || !strings.Contains(out, "ok: "+p.URL+"/healthz") {
+		t.Fatalf("healthcheck of a serving gateway: %v\n%s", err, out)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("gateway exited %d", code)
+	}
+	out, err := health()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("healthcheck of a stopped gateway: %v, want exit status 1\n%s", err, out)
+	}
 }
