@@ -14,6 +14,8 @@ packages=(
   python3-django python3-djangorestframework python3-djangorestframework-simplejwt gunicorn # real SimpleJWT auth service
   curl jq     # the README walk-through (tests/quickstart_test.go)
   nginx       # forward-auth test (auth_request)
+  caddy       # forward-auth test (forward_auth, tests/platforms_caddy_test.go)
+  systemd     # systemd-analyze verify of the unit `jwtgate systemd-unit` prints
   wrk         # load benchmark
   postgresql  # replica tests (several gateways on one database)
 )

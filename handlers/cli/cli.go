@@ -1,4 +1,5 @@
-// Package cli is jwtgate's command line: serve, check, users and version.
+// Package cli is jwtgate's command line: serve, check, config, users,
+// systemd-unit, healthcheck and version.
 // It lives under handlers because, like the HTTP handlers, it is a way in
 // for people: it parses what they type, calls the same models, remote and
 // handlers.NewGateway the server uses, and turns errors into words. main.go
@@ -172,6 +173,15 @@ func commands() []command {
 				"                  fetches it from the auth service on next use\n" +
 				"  purge --older-than D\n" +
 				"                  remove users not fetched for D (e.g. 720h or 30d)"},
+		{name: "systemd-unit", args: "", summary: "print the systemd unit (jwtgate systemd-unit > /etc/systemd/system/jwtgate.service)",
+			run: runSystemdUnit, help: "Prints jwtgate.service: jwtgate serve --config /etc/jwtgate/settings.yaml as a dynamic\n" +
+				"user, its SQLite mirror and identity key in the state directory /var/lib/jwtgate,\n" +
+				"everything else read-only, ExecReload sending SIGHUP. Install it with\n" +
+				"jwtgate systemd-unit > /etc/systemd/system/jwtgate.service"},
+		{name: "healthcheck", args: "[--config PATH]", summary: "ask the running gateway's /healthz (a container HEALTHCHECK)", run: runHealthcheck,
+			help: "GETs /healthz from the gateway these settings describe, on its listen address (a wildcard\n" +
+				"such as 0.0.0.0 is asked on loopback), within 3s. Exit status 0 on 200, 1 otherwise.\n" +
+				"For container images without curl: HEALTHCHECK CMD [\"jwtgate\", \"healthcheck\"]"},
 		{name: "version", args: "", summary: "print the version, commit, build date, Go and dependency versions (also --version, -v)",
 			run: runVersion, help: "Prints jwtgate's version, the commit and date it was built from, the Go version and\n" +
 				"the versions of the main dependencies."},
@@ -182,7 +192,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("usage: jwtgate [--config PATH] [command] [flags]\n\ncommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nThe settings file is --config, else $" + models.EnvConfig + ", else ./settings.yaml, else the\n" +
 		"built-in defaults. Flags may come before or after the command.\n" +
