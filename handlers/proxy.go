@@ -119,24 +119,33 @@ func (r *route) allowsMethod(m string) bool {
 	return len(r.Methods) == 0 || slices.Contains(r.Methods, m)
 }
 
-// gate authenticates and authorises a request for a route: the decision
-// the proxy and /auth/check share.
+// gate authenticates and authorises a request for a route: the part of
+// the decision (decider) after the route is known.
 type gate struct {
 	log     *slog.Logger
 	cr      credentials
 	auth    authenticator
 	headers headerRules
-	trusted trustedProxies
+	// tokenHeader is the token header's key, alone: decision.Remove of a
+	// route that does not forward the token.
+	tokenHeader []string
+}
+
+// newGate builds the gate for a token header and header rules.
+func newGate(log *slog.Logger, cr credentials, auth authenticator, headers headerRules) gate {
+	return gate{log: log, cr: cr, auth: auth, headers: headers, tokenHeader: []string{canonicalHeader(cr.header)}}
 }
 
 // admit returns the caller (nil when anonymous on an optional route, or
 // on an auth: none route) or the error to answer with fail. method and
 // clean are the request as the allow rule sees it; h carries the token.
-// h is first cleaned in place (headerRules.clean): the rule sees only
-// headers the upstream gets in the same spelling.
-func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string) (*authn.Principal, error) {
-	if err := g.headers.clean(h, rt.Rule != nil && rt.Rule.NeedsHeaders()); err != nil {
-		return nil, err
+// With cleanHeaders, h is first cleaned in place (headerRules.clean): the
+// rule sees only headers the upstream gets in the same spelling.
+func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool) (*authn.Principal, error) {
+	if cleanHeaders {
+		if err := g.headers.clean(h, rt.Rule != nil && rt.Rule.NeedsHeaders()); err != nil {
+			return nil, err
+		}
 	}
 	var p *authn.Principal
 	if rt.Auth != models.AuthNone {
@@ -160,45 +169,34 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 	return p, nil
 }
 
-// handleProxy authenticates and authorises a request for a configured route
-// and forwards it. A path no route covers is 404: nothing is forwarded
-// unless a route says so.
-func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
+// handleProxy forwards a request the decision allows to its route's
+// upstream. A path no route covers is 404: nothing is forwarded unless a
+// route says so.
+func handleProxy(d *decider) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
-		clean, rt, why := table.resolve(r.URL.Path)
-		if why != "" {
-			errUnusualPath(why).abort(c)
-			return
+		dec, err := d.decide(r.Context(), decisionInput{
+			Entry: entryProxy, Method: r.Method, Path: r.URL.Path, Header: r.Header,
+			Trusted: d.trusted.fromTrusted(r),
+		})
+		if dec.Route != nil {
+			c.Set(routeKey, dec.Route.Name)
 		}
-		if rt == nil {
-			errNotFound.abort(c)
-			return
+		if dec.Principal != nil {
+			c.Set(principalKey, dec.Principal)
 		}
-		c.Set(routeKey, rt.Name)
-		if !rt.allowsMethod(r.Method) {
-			c.Header("Allow", rt.allow)
-			newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", r.Method)).abort(c)
-			return
-		}
-		if !g.trusted.fromTrusted(r) {
-			dropForwarded(r.Header)
-		}
-		p, err := g.admit(r.Context(), rt, r.Header, r.Method, clean)
 		if err != nil {
-			fail(c, g.log, err)
+			var me *methodError
+			if errors.As(err, &me) {
+				c.Header("Allow", me.allow)
+			}
+			fail(c, d.gate.log, err)
 			return
 		}
-		if p != nil {
-			c.Set(principalKey, p)
-		}
-		own, err := g.outbound(r.Header, p, rt, idn)
-		if err != nil {
-			errorFor(r.Context(), g.log, err).abort(c)
-			return
-		}
-		r = r.WithContext(withOutbound(r.Context(), own))
-		r.URL.Path, r.URL.RawPath = clean, ""
+		rt := dec.Route
+		r = r.WithContext(withOutbound(r.Context(), outbound(r.Header, dec)))
+		r.URL.Path, r.URL.RawPath = dec.CleanPath, ""
+		r.Method = dec.Method // the method the decision checked
 		if r.Body != nil && r.Body != http.NoBody {
 			b := &clientBody{ReadCloser: r.Body}
 			b.limit(c.Writer, rt.BodyDeadline())
@@ -218,27 +216,23 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 
 // outbound returns the headers the gateway itself sends upstream, which
 // the route's Rewrite writes on the outbound request: the caller's
-// identity (nil p: none), X-Request-Id and, when the route forwards it, the
-// token header. The client's token header is removed from in when the
-// route does not forward it.
-func (g gate) outbound(in http.Header, p *authn.Principal, rt *route, idn identity) (http.Header, error) {
-	own := http.Header{}
-	if p != nil {
-		if err := idn.set(own, p, rt); err != nil {
-			return nil, err
-		}
-	}
+// identity (none when anonymous), X-Request-Id and, when the route
+// forwards it, the token header. The headers the decision removes are
+// removed from in.
+func outbound(in http.Header, dec decision) http.Header {
+	own := dec.Identity
 	if v := in.Values(headerRequestID); len(v) > 0 {
 		own[headerRequestID] = v
 	}
-	if tok := canonicalHeader(g.cr.header); rt.ForwardsToken() {
-		if v := in.Values(tok); len(v) > 0 {
-			own[tok] = v
-		}
-	} else {
-		in.Del(tok)
+	for _, k := range dec.Remove {
+		in.Del(k)
 	}
-	return own, nil
+	for _, k := range dec.Forward {
+		if v := in.Values(k); len(v) > 0 {
+			own[k] = v
+		}
+	}
+	return own
 }
 
 // errUpstreamSlow is the cancel cause when a route's timeout passes before
