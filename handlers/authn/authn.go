@@ -43,11 +43,10 @@ type Principal struct {
 	// from the cache, which does not keep them: use Principal.Claims.
 	Token models.Token
 	User  *models.User
-	// Attrs is the user as access rules see it; shared, read-only.
+	// Attrs is the user as access rules see it; shared, read-only. User
+	// and Attrs are one cached record's: the same pointers until the
+	// record is refreshed, so a caller may memoise per-user data by User.
 	Attrs map[string]any
-	// Derived is what Authenticator.Derive computed for this user record
-	// (e.g. pre-built identity header values); shared, read-only.
-	Derived any
 	// Issuer is the iss of the issuer the user belongs to: the token's,
 	// checked by the local verifier, when several issuers are trusted;
 	// otherwise the one configured issuer, or "" when none is.
@@ -168,7 +167,6 @@ func (v *verdict) token() models.Token {
 type cachedUser struct {
 	user    models.User
 	attrs   map[string]any
-	derived any
 	checkAt time.Time // re-fetch from the auth service after this
 }
 
@@ -189,18 +187,32 @@ type Authenticator struct {
 	tokenCalls singleflight.Group
 	userCalls  singleflight.Group
 
-	// Observer, when set, is told what happened (for metrics). Set before use.
-	Observer Observer
-	// Local, when set, checks every token in-process on every request, even
+	obs Observer
+	// local, when set, checks every token in-process on every request, even
 	// when the verifier's verdict is cached (verify: hybrid: the remote
-	// verdict is reused for cache.ttl, the local check never is). Set before use.
+	// verdict is reused for cache.ttl, the local check never is).
+	local Verifier
+	peers Peers // nil: no other replicas
+}
+
+// Deps are what an Authenticator works with.
+type Deps struct {
+	// Verifier says whether a new token is genuine (the auth service, or
+	// the local verifier for verify: local).
+	Verifier Verifier
+	// Local, when set, is the every-request local check of verify: hybrid.
 	Local Verifier
-	// Derive, when set, computes per-user data once per cached record, so
-	// the warm path does not rebuild it. Set before use.
-	Derive func(*models.User) any
-	// Peers, when set, tells the other replicas what this one revoked or
-	// saw deactivated. Set before use.
+	// Fetcher fetches users from the auth service; Store is the mirror.
+	Fetcher UserFetcher
+	Store   UserStore
+	// Observer is told what happened (for metrics); nil means nobody.
+	Observer Observer
+	// Peers tells the other replicas what this one revoked or saw
+	// deactivated; nil without other replicas.
 	Peers Peers
+	Log   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Peers carries cache invalidations to the other replicas sharing the
@@ -213,24 +225,41 @@ type Peers interface {
 	UserChanged(k models.UserKey)
 }
 
-// Observer receives authentication events; any field may be nil.
-type Observer struct {
-	CacheHit      func()
-	CacheMiss     func()
-	NegativeHit   func()
-	Coalesced     func()
-	Refused       func(reason string)
-	UserFetched   func(outcome string)
-	MirrorWritten func(err error)
+// Observer receives authentication events (metrics implements it). Its
+// methods must be safe for concurrent use and quick: they run on the
+// request path.
+type Observer interface {
+	CacheHit()
+	CacheMiss()
+	NegativeHit()
+	Coalesced()
+	// Refused counts a refusal by reason (models.Reason*).
+	Refused(reason string)
+	// UserFetched counts a user fetch by outcome.
+	UserFetched(outcome string)
+	// MirrorWritten counts a write of the user mirror.
+	MirrorWritten(err error)
 	// Evicted is called when a new verdict pushes the oldest out of a full cache.
-	Evicted func()
+	Evicted()
 	// StaleServed is called when a verdict is served past its TTL under
 	// auth.cache.stale_grace because the auth service is unavailable.
-	StaleServed func()
+	StaleServed()
 }
 
+type nopObserver struct{}
+
+func (nopObserver) CacheHit()           {}
+func (nopObserver) CacheMiss()          {}
+func (nopObserver) NegativeHit()        {}
+func (nopObserver) Coalesced()          {}
+func (nopObserver) Refused(string)      {}
+func (nopObserver) UserFetched(string)  {}
+func (nopObserver) MirrorWritten(error) {}
+func (nopObserver) Evicted()            {}
+func (nopObserver) StaleServed()        {}
+
 // New builds an authenticator.
-func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, now func() time.Time) (*Authenticator, error) {
+func New(cfg Config, d Deps) (*Authenticator, error) {
 	tokens, err := lru.New[[32]byte, verdict](cfg.CacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("auth.cache.size: %w", err)
@@ -247,10 +276,21 @@ func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("users.cache_size: %w", err)
 	}
-	return &Authenticator{
-		cfg: cfg, verifier: v, fetcher: f, store: st, log: log, now: now,
+	a := &Authenticator{
+		cfg: cfg, verifier: d.Verifier, fetcher: d.Fetcher, store: d.Store, log: d.Log, now: d.Now,
 		tokens: tokens, rejected: rejected, revoked: revoked, users: users,
-	}, nil
+		obs: d.Observer, local: d.Local, peers: d.Peers,
+	}
+	if a.obs == nil {
+		a.obs = nopObserver{}
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a, nil
 }
 
 // TokenKey is the verify cache key of a token: its SHA-256, so raw tokens
@@ -292,7 +332,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 		a.refused(models.ReasonInactive)
 		return Principal{}, fmt.Errorf("user %q: %w", key, models.ErrUserInactive)
 	}
-	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Derived: cu.derived, Issuer: iss, raw: raw}, nil
+	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Issuer: iss, raw: raw}, nil
 }
 
 // Token checks a token without resolving its user. The returned Claims are
@@ -312,7 +352,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			return models.Token{}, errRevoked
 		}
 		if n := now.UnixNano(); n < v.expires {
-			a.event(a.Observer.CacheHit)
+			a.obs.CacheHit()
 			if err := a.checkLocal(ctx, raw); err != nil {
 				return models.Token{}, err
 			}
@@ -325,11 +365,11 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		}
 	}
 	if until, ok := a.rejected.Get(key); ok && now.Before(until) {
-		a.event(a.Observer.NegativeHit)
+		a.obs.NegativeHit()
 		a.refused(models.ReasonRejected)
 		return models.Token{}, &models.TokenError{Reason: models.ReasonRejected, Detail: "rejected by the auth service (cached)"}
 	}
-	a.event(a.Observer.CacheMiss)
+	a.obs.CacheMiss()
 	tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, now)
 	if err != nil {
 		a.refused(models.TokenReason(err))
@@ -367,7 +407,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			// cache's memory, and only allow rules that read claims need
 			// them, decoded again from the request's token (Principal.Claims).
 			if a.tokens.Add(key, newVerdict(tok, expires)) {
-				a.event(a.Observer.Evicted)
+				a.obs.Evicted()
 			}
 		case errors.Is(err, models.ErrTokenInvalid):
 			a.tokens.Remove(key) // a stale verdict must not outlive a refusal
@@ -380,7 +420,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	select {
 	case res := <-ch:
 		if res.Shared {
-			a.event(a.Observer.Coalesced)
+			a.obs.Coalesced()
 		}
 		if res.Err != nil {
 			var throttled *ThrottledError
@@ -394,7 +434,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 				return models.Token{}, res.Err
 			}
 			if stale != nil && errors.Is(res.Err, models.ErrAuthUnavailable) {
-				a.event(a.Observer.StaleServed)
+				a.obs.StaleServed()
 				return stale.token(), nil
 			}
 			if reason := models.TokenReason(res.Err); reason != "" {
@@ -424,21 +464,14 @@ func (a *Authenticator) isRevoked(key [32]byte, now time.Time) bool {
 
 // checkLocal runs the every-request local check of verify: hybrid.
 func (a *Authenticator) checkLocal(ctx context.Context, raw string) error {
-	if a.Local == nil {
+	if a.local == nil {
 		return nil
 	}
-	err := a.Local.Verify(ctx, raw)
+	err := a.local.Verify(ctx, raw)
 	if reason := models.TokenReason(err); reason != "" {
 		a.refused(reason)
 	}
 	return err
-}
-
-// ForgetToken drops a token from the verify caches (after a blacklist call).
-func (a *Authenticator) ForgetToken(raw string) {
-	key := TokenKey(raw)
-	a.tokens.Remove(key)
-	a.rejected.Remove(key)
 }
 
 // ForgetTokenKey drops a token by its cache key (for notifications from
@@ -474,11 +507,11 @@ func (a *Authenticator) Revoke(ctx context.Context, raw string) {
 		until = tok.Expires
 	}
 	a.RevokeKey(tok.Key, until)
-	if a.Peers != nil {
+	if a.peers != nil {
 		if tok.Key != textKey {
-			a.Peers.TokenRevoked(textKey, time.Time{}) // evict the verdict keyed by text
+			a.peers.TokenRevoked(textKey, time.Time{}) // evict the verdict keyed by text
 		}
-		a.Peers.TokenRevoked(tok.Key, until)
+		a.peers.TokenRevoked(tok.Key, until)
 	}
 }
 
@@ -503,20 +536,6 @@ func (a *Authenticator) ForgetAll() {
 // CacheLen returns the number of cached positive verdicts.
 func (a *Authenticator) CacheLen() int { return a.tokens.Len() }
 
-func (a *Authenticator) refused(reason string) {
-	if a.Observer.Refused != nil {
-		a.Observer.Refused(reason)
-	}
-}
+func (a *Authenticator) refused(reason string) { a.obs.Refused(reason) }
 
-func (a *Authenticator) event(f func()) {
-	if f != nil {
-		f()
-	}
-}
-
-func (a *Authenticator) fetched(outcome string) {
-	if a.Observer.UserFetched != nil {
-		a.Observer.UserFetched(outcome)
-	}
-}
+func (a *Authenticator) fetched(outcome string) { a.obs.UserFetched(outcome) }

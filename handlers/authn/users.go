@@ -165,8 +165,8 @@ func (a *Authenticator) deactivate(ctx context.Context, key models.UserKey, stal
 
 // userChanged tells the other replicas to evict a user.
 func (a *Authenticator) userChanged(key models.UserKey) {
-	if a.Peers != nil {
-		a.Peers.UserChanged(key)
+	if a.peers != nil {
+		a.peers.UserChanged(key)
 	}
 }
 
@@ -180,9 +180,7 @@ func (a *Authenticator) Mirror(ctx context.Context, u models.User) error {
 
 func (a *Authenticator) write(ctx context.Context, u models.User) error {
 	err := a.store.UpsertUser(ctx, u)
-	if a.Observer.MirrorWritten != nil {
-		a.Observer.MirrorWritten(err)
-	}
+	a.obs.MirrorWritten(err)
 	if err != nil {
 		// The record stays cached in memory and is written on next fetch.
 		a.log.ErrorContext(ctx, "user mirror write failed", "user_id", u.Key().String(), "err", err)
@@ -210,9 +208,6 @@ func (a *Authenticator) rememberAttrs(u models.User, attrs map[string]any, check
 	}
 	u.Fields = nil
 	cu := &cachedUser{user: u, attrs: attrs, checkAt: checkAt}
-	if a.Derive != nil {
-		cu.derived = a.Derive(&cu.user)
-	}
 	a.users.Add(u.Key(), cu)
 	return cu
 }
