@@ -23,20 +23,19 @@ const ReasonNoUserSource = "issuer_without_users"
 // key signed the token. Only the issuer whose users the auth service holds
 // (user_endpoint: true) can be resolved; another issuer's user 1 is not the
 // auth service's user 1, and is refused until users can come from claims.
-func (a *Authenticator) userKey(raw, id string) (models.UserKey, string, error) {
+func (a *Authenticator) userKey(tok models.Token) (models.UserKey, string, error) {
 	if len(a.cfg.Issuers) < 2 {
-		return models.UserKey{ID: id}, a.cfg.Issuer, nil
+		return models.UserKey{ID: tok.UserID}, a.cfg.Issuer, nil
 	}
-	iss, err := peekIssuer(raw)
-	if err != nil {
-		return models.UserKey{}, "", err
+	if tok.Issuer == "" {
+		return models.UserKey{}, "", errNoIssuer
 	}
-	if iss != a.cfg.Issuer {
-		return models.UserKey{}, "", fmt.Errorf("issuer %q: %w", iss, models.ErrNoUserSource)
+	if tok.Issuer != a.cfg.Issuer {
+		return models.UserKey{}, "", fmt.Errorf("issuer %q: %w", tok.Issuer, models.ErrNoUserSource)
 	}
 	// The auth service's users keep the namespace "" whichever iss its
 	// tokens carry, so a mirror made before several issuers stays valid.
-	return models.UserKey{ID: id}, iss, nil
+	return models.UserKey{ID: tok.UserID}, tok.Issuer, nil
 }
 
 // issuerName is the iss a user namespace stands for: the auth service's
