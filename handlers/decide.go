@@ -150,7 +150,7 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 			return dec, err
 		}
 	}
-	if rt.ForwardsToken() {
+	if rt.forwardsToken {
 		dec.Forward = d.gate.tokenHeader
 	} else {
 		dec.Remove = d.gate.tokenHeader

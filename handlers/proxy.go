@@ -27,6 +27,11 @@ type route struct {
 	proxy  *httputil.ReverseProxy
 	allow  string          // Allow header for 405s
 	fields []identityField // identity_headers.fields as headers
+	// The compiled settings the decision reads, taken from models.Route
+	// once, here, so request code never reads a compiled settings value.
+	rule          *models.Rule // the allow rule; nil: none
+	bodyDeadline  time.Duration
+	forwardsToken bool
 }
 
 // routeTable picks the route for a path: longest prefix wins.
@@ -48,7 +53,10 @@ func newRouteTable(rs []models.Route, transport http.RoundTripper, log *slog.Log
 		if err != nil {
 			return nil, fmt.Errorf("route %q upstream: %w", r.Name, err)
 		}
-		rt := &route{Route: r, allow: strings.Join(r.Methods, ", "), fields: idn.fields(r.IdentityHeaders.Fields)}
+		rt := &route{
+			Route: r, allow: strings.Join(r.Methods, ", "), fields: idn.fields(r.IdentityHeaders.Fields),
+			rule: r.Rule, bodyDeadline: r.BodyDeadline(), forwardsToken: r.ForwardsToken(),
+		}
 		rt.proxy = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				if rt.StripPath {
@@ -143,7 +151,7 @@ func newGate(log *slog.Logger, cr credentials, auth authenticator, headers heade
 // rule sees only headers the upstream gets in the same spelling.
 func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool) (*authn.Principal, error) {
 	if cleanHeaders {
-		if err := g.headers.clean(h, rt.Rule != nil && rt.Rule.NeedsHeaders()); err != nil {
+		if err := g.headers.clean(h, rt.rule != nil && rt.rule.NeedsHeaders()); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +171,7 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 			return nil, err
 		}
 	}
-	if rt.Rule != nil && !allowed(ctx, g.log, rt, p, h, method, clean) {
+	if rt.rule != nil && !allowed(ctx, g.log, rt, p, h, method, clean) {
 		return nil, models.ErrPermissionDenied
 	}
 	return p, nil
@@ -199,7 +207,7 @@ func handleProxy(d *decider) gin.HandlerFunc {
 		r.Method = dec.Method // the method the decision checked
 		if r.Body != nil && r.Body != http.NoBody {
 			b := &clientBody{ReadCloser: r.Body}
-			b.limit(c.Writer, rt.BodyDeadline())
+			b.limit(c.Writer, rt.bodyDeadline)
 			r.Body = b
 			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
 		}
@@ -255,17 +263,17 @@ func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principa
 	env := models.RuleEnv{Request: models.RuleRequest{Method: method, Path: clean}}
 	if p != nil {
 		env.User = p.Attrs
-		if rt.Rule.NeedsClaims() {
+		if rt.rule.NeedsClaims() {
 			env.Claims = p.Claims()
 		}
 	}
-	if rt.Rule.NeedsHeaders() {
+	if rt.rule.NeedsHeaders() {
 		env.Request.Headers = make(map[string]string, len(h))
 		for k, vs := range h {
 			env.Request.Headers[strings.ToLower(k)] = strings.Join(vs, ", ")
 		}
 	}
-	ok, err := rt.Rule.Allows(&env)
+	ok, err := rt.rule.Allows(&env)
 	if err != nil {
 		log.WarnContext(ctx, "allow rule failed; denying", "route", rt.Name, "err", err)
 		return false
