@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -129,22 +128,19 @@ func (cr credentials) aliased(h http.Header) bool {
 
 const principalKey = "jwtgate.principal"
 
-// requireAuth authenticates the request or aborts with 401/403/503.
-func requireAuth(log *slog.Logger, cr credentials, auth authenticator) gin.HandlerFunc {
+// requireAuth is the entry point of a built-in route that needs a caller
+// (/auth/users/...): the decision authenticates the request, or it is
+// aborted with 401/403/503.
+func requireAuth(d *decider, rt *route) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		raw, present, err := cr.extract(c.Request.Header)
-		if err == nil && !present {
-			err = models.ErrNotAuthenticated
-		}
-		var p authn.Principal
-		if err == nil {
-			p, err = auth.Authenticate(c.Request.Context(), raw)
-		}
+		dec, err := d.decide(c.Request.Context(), decisionInput{
+			Entry: entryBuiltin, Method: c.Request.Method, Header: c.Request.Header, Route: rt,
+		})
 		if err != nil {
-			fail(c, log, err)
+			fail(c, d.gate.log, err)
 			return
 		}
-		c.Set(principalKey, &p)
+		c.Set(principalKey, dec.Principal)
 		c.Next()
 	}
 }

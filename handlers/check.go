@@ -67,15 +67,16 @@ func fwdReads(mode string) fwdFamily {
 }
 
 // handleCheck is forward-auth for nginx auth_request, Traefik forwardAuth
-// and Envoy ext_authz: it decides the original request, described by the
-// header family forward_auth.headers names (see fwdDescribe), exactly as the
-// proxy would, and answers exactly 200 (Envoy Gateway refuses other 2xx)
-// with the identity headers, 401 or 403. Only trusted proxies may ask:
-// anyone else could describe any request they like.
-func handleCheck(g gate, table *routeTable, idn identity, trusted trustedProxies, mode string) gin.HandlerFunc {
+// and Envoy ext_authz: it turns the original request, described by the
+// header family forward_auth.headers names (see fwdDescribe), into the
+// decision's input, exactly as the proxy would decide it, and answers
+// exactly 200 (Envoy Gateway refuses other 2xx) with the identity headers,
+// 401 or 403. Only trusted proxies may ask: anyone else could describe any
+// request they like.
+func handleCheck(d *decider, mode string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
-		if !trusted.fromTrusted(r) {
+		if !d.trusted.fromTrusted(r) {
 			errCheckUntrusted.abort(c)
 			return
 		}
@@ -95,37 +96,42 @@ func handleCheck(g gate, table *routeTable, idn identity, trusted trustedProxies
 			apiErr.abort(c)
 			return
 		}
-		clean, rt, why := table.resolve(p)
-		if why != "" {
-			errCheckUnusualPath(why).abort(c)
-			return
-		}
-		if rt == nil {
-			errCheckNoRoute.abort(c)
-			return
-		}
-		if !rt.allowsMethod(method) {
-			errCheckMethod.abort(c)
-			return
-		}
-		pr, err := g.admit(r.Context(), rt, fwdStripIgnored(r.Header, mode), method, clean)
-		if errors.Is(err, errHeaderSpellings) {
-			errCheckHeaderSpellings.abort(c)
-			return
-		}
+		dec, err := d.decide(r.Context(), decisionInput{
+			Entry: entryCheck, Method: method, Path: p, Header: fwdStripIgnored(r.Header, mode), Trusted: true,
+		})
 		if err != nil {
-			fail(c, g.log, err)
-			return
-		}
-		if pr != nil {
-			if err := idn.set(c.Writer.Header(), pr, rt); err != nil {
-				errorFor(r.Context(), g.log, err).abort(c)
+			if apiErr := checkError(err); apiErr != nil {
+				apiErr.abort(c)
 				return
 			}
+			fail(c, d.gate.log, err)
+			return
+		}
+		h := c.Writer.Header()
+		for k, v := range dec.Identity {
+			h[k] = v
 		}
 		c.Header("Cache-Control", "no-store")
 		c.Status(http.StatusOK)
 	}
+}
+
+// checkError translates the decision's refusals that the proxy answers
+// with 400, 404 or 405 into forward-auth's 403s; nil for the rest, which
+// fail answers as for the proxy.
+func checkError(err error) *apiError {
+	var pe *pathError
+	switch {
+	case errors.As(err, &pe):
+		return errCheckUnusualPath(pe.why)
+	case errors.Is(err, errNoRoute):
+		return errCheckNoRoute
+	case errors.As(err, new(*methodError)):
+		return errCheckMethod
+	case errors.Is(err, errHeaderSpellings):
+		return errCheckHeaderSpellings
+	}
+	return nil
 }
 
 // fwdTarget is the original request as the proxy described it.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"jwtgate/handlers/keymat"
 	"jwtgate/models"
 )
 
@@ -78,7 +79,7 @@ func TestLoadOrCreateKeyRace(t *testing.T) {
 	keys := make([]*ecdsa.PrivateKey, 8)
 	for i := range keys {
 		wg.Go(func() {
-			k, _, err := loadOrCreateKey(path, models.AlgES256)
+			k, _, err := keymat.LoadOrCreatePrivate(path, models.AlgES256)
 			if err != nil {
 				t.Error(err)
 				return
@@ -95,13 +96,13 @@ func TestLoadOrCreateKeyRace(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".jwtgate-key-*")); len(left) != 0 {
 		t.Fatalf("temporary key files left behind: %v", left)
 	}
-	if _, _, err := loadOrCreateKey(path, models.AlgRS256); err == nil {
+	if _, _, err := keymat.LoadOrCreatePrivate(path, models.AlgRS256); err == nil {
 		t.Fatal("an EC key was accepted for RS256")
 	}
 	if err := os.WriteFile(path, []byte("not pem"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := loadOrCreateKey(path, models.AlgES256); err == nil {
+	if _, _, err := keymat.LoadOrCreatePrivate(path, models.AlgES256); err == nil {
 		t.Fatal("garbage key file accepted")
 	}
 }

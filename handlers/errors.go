@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -89,6 +90,8 @@ func (e *apiError) abort(c *gin.Context) {
 // errorFor maps a domain error to our answer: the one place errors become
 // statuses. Unexpected errors are logged and answered 500 without detail.
 func errorFor(ctx context.Context, log *slog.Logger, err error) *apiError {
+	var pe *pathError
+	var me *methodError
 	switch {
 	case errors.Is(err, models.ErrNotAuthenticated):
 		return errNotAuthenticated
@@ -102,6 +105,12 @@ func errorFor(ctx context.Context, log *slog.Logger, err error) *apiError {
 		return errPermission
 	case errors.Is(err, models.ErrNotFound):
 		return errNotFound
+	case errors.Is(err, errNoRoute):
+		return errNotFound
+	case errors.As(err, &pe):
+		return errUnusualPath(pe.why)
+	case errors.As(err, &me):
+		return newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", me.method))
 	case errors.Is(err, errAmbiguousCredential):
 		return errCredentialsBadRequest
 	case errors.Is(err, errHeaderSpellings):

@@ -56,10 +56,15 @@ type Options struct {
 // NewGateway opens the database and builds the auth service client, the
 // authenticator and the router from the compiled settings (models.Compile),
 // and starts the background work (readiness probes, the peer listener on
-// PostgreSQL) that Close stops.
+// PostgreSQL) that Close stops. Every object gets its dependencies when it
+// is constructed.
 func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt Options) (*Gateway, error) {
 	s := cfg.Settings
-	if os.Getenv(gin.EnvGinMode) == "" {
+	getenv := opt.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if getenv(gin.EnvGinMode) == "" {
 		gin.SetMode(gin.ReleaseMode)
 	}
 	log = slog.New(withRequestID(log.Handler()))
@@ -74,7 +79,15 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	for _, n := range store.Notes() {
 		log.Warn("database file mode: " + n)
 	}
-	rc, err := remote.New(s.AuthService, nil)
+	names := make([]string, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		names = append(names, r.Name)
+	}
+	m := metrics.New(names)
+	hc := health.New(s.ReadinessInterval, log, m.Ready)
+	rc, err := remote.New(s.AuthService, remote.Options{
+		Observer: authServiceObserver{m: m, health: hc, log: log, coolDown: s.AuthService.Circuit.CoolDown},
+	})
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
@@ -82,13 +95,9 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	// local: in-process only, never a call home to authenticate (the
 	// verdict is cached too, which saves CPU; never past exp).
 	// hybrid: remote as above, plus the local check on every request.
-	var verifier authn.Verifier = rc
+	deps := authn.Deps{Verifier: rc, Fetcher: rc, Store: store, Observer: m, Log: log, Now: now}
 	var local *authn.Local
 	if s.Auth.Verify != models.VerifyRemote {
-		getenv := opt.Getenv
-		if getenv == nil {
-			getenv = os.Getenv
-		}
 		lc := authn.LocalConfigFrom(s)
 		lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
 		local, err = authn.NewLocal(ctx, lc, getenv, log, now)
@@ -96,7 +105,9 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 			return nil, errors.Join(err, store.Close())
 		}
 		if s.Auth.Verify == models.VerifyLocal {
-			verifier = local
+			deps.Verifier = local
+		} else {
+			deps.Local = local
 		}
 	}
 	fail := func(err error) (*Gateway, error) {
@@ -125,53 +136,34 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 			ac.CallsHome = budget
 		}
 	}
-	auth, err := authn.New(ac, verifier, rc, store, log, now)
+	if store.Driver() == "postgres" {
+		deps.Peers = notify.NewPublisher(store, log, func(kind string, err error) {
+			if err != nil {
+				m.Peer("failed", kind)
+				return
+			}
+			m.Peer("sent", kind)
+		})
+	}
+	auth, err := authn.New(ac, deps)
 	if err != nil {
 		return fail(err)
-	}
-	if s.Auth.Verify == models.VerifyHybrid {
-		auth.Local = local
 	}
 	trusted := trustedProxies(cfg.TrustedNets)
 	idn := newIdentity(s.IdentityHeaders.Prefix)
 	idn.signer = sig
 	idn.sendIssuer = len(s.UserIssuers()) > 1
-	auth.Derive = idn.values // identity header values built once per cached user
-	names := make([]string, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		names = append(names, r.Name)
-	}
-	m := metrics.New(names)
 	upstreams := upstreamTransport()
 	table, err := newRouteTable(cfg.Routes, upstreams, log, trusted, idn, m)
 	if err != nil {
 		return fail(err)
 	}
 
-	hc := health.New(s.ReadinessInterval, log)
-	hc.OnChange = m.Ready
 	hc.Add(checkDatabase, store.Ping)
 	hc.Add(checkAuthService, rc.Probe)
-
-	auth.Observer = m.Observer()
 	m.CacheEntries(auth.CacheLen)
 	if local != nil {
 		m.SkippedJWKSKeys(local.SkippedKeys)
-	}
-	rc.Observe = func(e remote.Endpoint, outcome string, d time.Duration) {
-		m.ObserveCall(e, outcome, d)
-		switch outcome {
-		case "1xx", "2xx", "3xx", "4xx":
-			hc.Answered(checkAuthService) // real traffic keeps readiness fresh between probes
-		}
-	}
-	rc.ObserveCircuit = func(state string) {
-		m.Circuit(state)
-		if state == "open" {
-			log.Warn("auth service circuit open: calls home stop for the cool-down", "cool_down", s.AuthService.Circuit.CoolDown)
-		} else {
-			log.Info("auth service circuit "+state, "state", state)
-		}
 	}
 
 	router := newRouter(routerDeps{
@@ -193,6 +185,38 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	}
 	hc.Start()
 	return gw, nil
+}
+
+// The metrics implement the authenticator's observer.
+var _ authn.Observer = (*metrics.Metrics)(nil)
+
+// authServiceObserver is told about calls home and the circuit breaker: it
+// feeds the metrics, keeps the auth service's readiness fresh with real
+// traffic, and logs the breaker's changes.
+type authServiceObserver struct {
+	m        *metrics.Metrics
+	health   *health.Checker
+	log      *slog.Logger
+	coolDown time.Duration
+}
+
+// ObserveCall records a call home; any answer says the service is up.
+func (o authServiceObserver) ObserveCall(e remote.Endpoint, outcome string, d time.Duration) {
+	o.m.ObserveCall(e, outcome, d)
+	switch outcome {
+	case "1xx", "2xx", "3xx", "4xx":
+		o.health.Answered(checkAuthService) // real traffic keeps readiness fresh between probes
+	}
+}
+
+// Circuit records and logs the breaker's new state.
+func (o authServiceObserver) Circuit(state string) {
+	o.m.Circuit(state)
+	if state == "open" {
+		o.log.Warn("auth service circuit open: calls home stop for the cool-down", "cool_down", o.coolDown)
+	} else {
+		o.log.Info("auth service circuit "+state, "state", state)
+	}
 }
 
 // Names of the readiness checks, as /readyz shows them.
@@ -241,15 +265,6 @@ func (g *Gateway) startPeers(ctx context.Context, s models.Settings, log *slog.L
 	if g.Store.Driver() != "postgres" {
 		return nil
 	}
-	pub := notify.NewPublisher(g.Store, log)
-	pub.OnSent = func(kind string, err error) {
-		if err != nil {
-			m.Peer("failed", kind)
-			return
-		}
-		m.Peer("sent", kind)
-	}
-	g.Auth.Peers = pub
 	l := notify.Listen(s.Database.DSN, notify.Handler{
 		TokenRevoked: func(key [32]byte, until time.Time) {
 			m.Peer("received", notify.KindToken)

@@ -93,7 +93,7 @@ func TestHdrDropForwarded(t *testing.T) {
 func TestHdrIdentityOmitsEmpty(t *testing.T) {
 	idn := newIdentity("X-User-")
 	u := &models.User{ID: "7", Fields: map[string]any{"tenant": ""}}
-	p := &authn.Principal{User: u, Attrs: u.Attributes(), Derived: idn.values(u)}
+	p := &authn.Principal{User: u, Attrs: u.Attributes()}
 	h := http.Header{}
 	if err := idn.set(h, p, &route{fields: idn.fields([]string{"tenant"})}); err != nil {
 		t.Fatal(err)

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/textproto"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"weak"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -25,6 +28,7 @@ type identity struct {
 	// (sendIssuer): user 1 of one issuer is not user 1 of another.
 	issuer     string
 	sendIssuer bool
+	memo       *identityMemo // each cached user's standard header values
 }
 
 // newIdentity builds the identity headers for a prefix; set signer to send
@@ -41,6 +45,7 @@ func newIdentity(prefix string) identity {
 		superuser: name("Is-Superuser"),
 		token:     name("Token"),
 		issuer:    name("Issuer"),
+		memo:      &identityMemo{},
 	}
 }
 
@@ -119,10 +124,11 @@ func (idn identity) standard(u *models.User) []identityHeader {
 	}
 }
 
-// values builds a user's identity header values (authn.Authenticator.Derive).
-// A header whose value is empty (a user with no username, say) is omitted:
-// an upstream then sees no header rather than an empty one.
-func (idn identity) values(u *models.User) any {
+// values builds a user's identity header values (memoised per cached user
+// record by identityMemo). A header whose value is empty (a user with no
+// username, say) is omitted: an upstream then sees no header rather than an
+// empty one.
+func (idn identity) values(u *models.User) identityValues {
 	all := idn.standard(u)
 	v := make(identityValues, 0, len(all))
 	for _, h := range all {
@@ -138,11 +144,7 @@ func (idn identity) values(u *models.User) any {
 // values are left out; the caller has already removed the client's
 // headers in the identity namespace.
 func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
-	v, ok := p.Derived.(identityValues)
-	if !ok {
-		v = idn.values(p.User).(identityValues)
-	}
-	for _, ih := range v {
+	for _, ih := range idn.memo.get(p.User, idn.values) {
 		h[ih.name] = ih.value
 	}
 	if idn.sendIssuer && p.Issuer != "" {
@@ -176,6 +178,31 @@ func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
 	h[idn.token] = []string{tok}
 	return nil
 }
+
+// identityMemo keeps each user record's identity header values, so the
+// warm path does not rebuild them per request. authn hands out one
+// *models.User per cached record and replaces the record, never changes
+// it, when the user is refreshed; the memo is keyed by that record's
+// address through a weak pointer, so an entry goes (runtime.AddCleanup)
+// once authn has dropped the record, and a new record gets new values.
+type identityMemo struct {
+	m sync.Map // weak.Pointer[models.User] -> identityValues
+}
+
+// get returns u's values, building them with build the first time.
+func (im *identityMemo) get(u *models.User, build func(*models.User) identityValues) identityValues {
+	k := weak.Make(u)
+	if v, ok := im.m.Load(k); ok {
+		return v.(identityValues)
+	}
+	v := build(u)
+	if _, loaded := im.m.LoadOrStore(k, v); !loaded {
+		runtime.AddCleanup(u, im.forget, k)
+	}
+	return v
+}
+
+func (im *identityMemo) forget(k weak.Pointer[models.User]) { im.m.Delete(k) }
 
 // headerValue renders a mirrored value as one header line: strings as they
 // are, numbers and booleans in their JSON form, lists and maps as JSON. A

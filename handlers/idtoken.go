@@ -2,20 +2,11 @@ package handlers
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 
+	"jwtgate/handlers/keymat"
 	"jwtgate/models"
 )
 
@@ -42,7 +34,7 @@ type signer struct {
 // newSigner loads identity_token.key_file, or creates it (mode 0600) when
 // it does not exist yet.
 func newSigner(cfg models.IdentityToken, now func() time.Time, log *slog.Logger) (*signer, error) {
-	key, created, err := loadOrCreateKey(cfg.KeyFile, cfg.Algorithm)
+	key, created, err := keymat.LoadOrCreatePrivate(cfg.KeyFile, cfg.Algorithm)
 	if err != nil {
 		return nil, fmt.Errorf("identity_token.key_file: %w", err)
 	}
@@ -51,11 +43,11 @@ func newSigner(cfg models.IdentityToken, now func() time.Time, log *slog.Logger)
 	} else if fi, err := os.Stat(cfg.KeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("identity token key file is readable by others; chmod 600 it", "key_file", cfg.KeyFile, "mode", fi.Mode().Perm().String())
 	}
-	jwk, err := publicJWK(key.Public())
+	jwk, err := keymat.PublicJWK(key.Public())
 	if err != nil {
 		return nil, fmt.Errorf("identity_token.key_file: %w", err)
 	}
-	kid, err := thumbprint(jwk)
+	kid, err := keymat.Thumbprint(jwk)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +78,7 @@ const (
 // private key of the configured algorithm (an EC P-256 key for ES256, an
 // RSA key of at least 2048 bits for RS256) is an error naming the key.
 func CheckIdentityKey(cfg models.IdentityToken) (IdentityKeyStatus, error) {
-	_, err := readKey(cfg.KeyFile, cfg.Algorithm)
+	_, err := keymat.ReadPrivate(cfg.KeyFile, cfg.Algorithm)
 	if errors.Is(err, fs.ErrNotExist) {
 		dir := filepath.Dir(cfg.KeyFile)
 		if fi, derr := os.Stat(dir); derr != nil || !fi.IsDir() {
@@ -125,117 +117,4 @@ func handleJWKS(s *signer) gin.HandlerFunc {
 		c.Header("Cache-Control", "public, max-age=300")
 		c.Data(http.StatusOK, "application/json", s.jwks)
 	}
-}
-
-// loadOrCreateKey reads a PKCS#8 PEM private key of the algorithm's type,
-// or generates one and writes it without ever exposing a partial file:
-// the key goes to a temporary file that is then linked into place, so two
-// replicas starting at once agree on one key.
-func loadOrCreateKey(path, alg string) (crypto.Signer, bool, error) {
-	key, err := readKey(path, alg)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return key, false, err
-	}
-	var gen crypto.Signer
-	if alg == models.AlgRS256 {
-		gen, err = rsa.GenerateKey(rand.Reader, 2048)
-	} else {
-		gen, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("generate %s key: %w", alg, err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(gen)
-	if err != nil {
-		return nil, false, fmt.Errorf("encode key: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".jwtgate-key-*")
-	if err != nil {
-		return nil, false, fmt.Errorf("create key file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	werr := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
-		return nil, false, fmt.Errorf("write key file: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
-		key, err := readKey(path, alg) // another replica won the race: use its key
-		return key, false, err
-	} else if err != nil {
-		return nil, false, fmt.Errorf("write key file: %w", err)
-	}
-	return gen, true, nil
-}
-
-func readKey(path, alg string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	var k any
-	switch block.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: PEM block %q is not a private key", path, block.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	switch k := k.(type) {
-	case *ecdsa.PrivateKey:
-		if alg != models.AlgES256 || k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("%s holds an EC %s key; algorithm %s needs %s", path, k.Curve.Params().Name, alg, wantKey(alg))
-		}
-		return k, nil
-	case *rsa.PrivateKey:
-		if alg != models.AlgRS256 || k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("%s holds a %d-bit RSA key; algorithm %s needs %s", path, k.N.BitLen(), alg, wantKey(alg))
-		}
-		return k, nil
-	}
-	return nil, fmt.Errorf("%s: unsupported key type %T; algorithm %s needs %s", path, k, alg, wantKey(alg))
-}
-
-func wantKey(alg string) string {
-	if alg == models.AlgRS256 {
-		return "an RSA key of at least 2048 bits"
-	}
-	return "an EC P-256 key"
-}
-
-// publicJWK renders a public key's required JWK members (RFC 7517/7518).
-func publicJWK(pub crypto.PublicKey) (map[string]any, error) {
-	b64 := base64.RawURLEncoding.EncodeToString
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		pt, err := k.Bytes() // 0x04 || X || Y, each 32 bytes for P-256
-		if err != nil {
-			return nil, fmt.Errorf("encode public key: %w", err)
-		}
-		n := (len(pt) - 1) / 2
-		return map[string]any{"kty": "EC", "crv": "P-256", "x": b64(pt[1 : 1+n]), "y": b64(pt[1+n:])}, nil
-	case *rsa.PublicKey:
-		return map[string]any{"kty": "RSA", "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}, nil
-	}
-	return nil, fmt.Errorf("unsupported public key %T", pub)
-}
-
-// thumbprint is the RFC 7638 JWK thumbprint: SHA-256 over the required
-// members in lexical order (json.Marshal sorts map keys).
-func thumbprint(jwk map[string]any) (string, error) {
-	b, err := json.Marshal(jwk)
-	if err != nil {
-		return "", fmt.Errorf("jwk thumbprint: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }

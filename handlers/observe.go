@@ -13,6 +13,7 @@ import (
 
 	"jwtgate/handlers/authn"
 	"jwtgate/handlers/metrics"
+	"jwtgate/models"
 	"jwtgate/remote"
 )
 
@@ -46,7 +47,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, trusted trustedProxies) gin.H
 		}
 		r.Header.Set(headerRequestID, id) // relayed to the auth service and upstreams
 		c.Header(headerRequestID, id)
-		c.Request = r.WithContext(remote.WithRequestID(r.Context(), id))
+		c.Request = r.WithContext(models.WithRequestID(r.Context(), id))
 
 		c.Next()
 
@@ -113,7 +114,7 @@ func withRequestID(h slog.Handler) slog.Handler {
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := remote.RequestID(ctx); id != "" {
+	if id := models.RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)

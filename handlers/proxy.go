@@ -27,6 +27,11 @@ type route struct {
 	proxy  *httputil.ReverseProxy
 	allow  string          // Allow header for 405s
 	fields []identityField // identity_headers.fields as headers
+	// The compiled settings the decision reads, taken from models.Route
+	// once, here, so request code never reads a compiled settings value.
+	rule          *models.Rule // the allow rule; nil: none
+	bodyDeadline  time.Duration
+	forwardsToken bool
 }
 
 // routeTable picks the route for a path: longest prefix wins.
@@ -48,7 +53,10 @@ func newRouteTable(rs []models.CompiledRoute, transport http.RoundTripper, log *
 		if err != nil {
 			return nil, fmt.Errorf("route %q upstream: %w", r.Name, err)
 		}
-		rt := &route{CompiledRoute: r, allow: strings.Join(r.Methods, ", "), fields: idn.fields(r.IdentityHeaders.Fields)}
+		rt := &route{
+			CompiledRoute: r, allow: strings.Join(r.Methods, ", "), fields: idn.fields(r.IdentityHeaders.Fields),
+			rule: r.Rule, bodyDeadline: r.BodyDeadline(), forwardsToken: r.ForwardsToken(),
+		}
 		rt.proxy = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				if rt.StripPath {
@@ -119,24 +127,33 @@ func (r *route) allowsMethod(m string) bool {
 	return len(r.Methods) == 0 || slices.Contains(r.Methods, m)
 }
 
-// gate authenticates and authorises a request for a route: the decision
-// the proxy and /auth/check share.
+// gate authenticates and authorises a request for a route: the part of
+// the decision (decider) after the route is known.
 type gate struct {
 	log     *slog.Logger
 	cr      credentials
 	auth    authenticator
 	headers headerRules
-	trusted trustedProxies
+	// tokenHeader is the token header's key, alone: decision.Remove of a
+	// route that does not forward the token.
+	tokenHeader []string
+}
+
+// newGate builds the gate for a token header and header rules.
+func newGate(log *slog.Logger, cr credentials, auth authenticator, headers headerRules) gate {
+	return gate{log: log, cr: cr, auth: auth, headers: headers, tokenHeader: []string{canonicalHeader(cr.header)}}
 }
 
 // admit returns the caller (nil when anonymous on an optional route, or
 // on an auth: none route) or the error to answer with fail. method and
 // clean are the request as the allow rule sees it; h carries the token.
-// h is first cleaned in place (headerRules.clean): the rule sees only
-// headers the upstream gets in the same spelling.
-func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string) (*authn.Principal, error) {
-	if err := g.headers.clean(h, rt.Rule != nil && rt.Rule.NeedsHeaders()); err != nil {
-		return nil, err
+// With cleanHeaders, h is first cleaned in place (headerRules.clean): the
+// rule sees only headers the upstream gets in the same spelling.
+func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool) (*authn.Principal, error) {
+	if cleanHeaders {
+		if err := g.headers.clean(h, rt.rule != nil && rt.rule.NeedsHeaders()); err != nil {
+			return nil, err
+		}
 	}
 	var p *authn.Principal
 	if rt.Auth != models.AuthNone {
@@ -154,54 +171,43 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 			return nil, err
 		}
 	}
-	if rt.Rule != nil && !allowed(ctx, g.log, rt, p, h, method, clean) {
+	if rt.rule != nil && !allowed(ctx, g.log, rt, p, h, method, clean) {
 		return nil, models.ErrPermissionDenied
 	}
 	return p, nil
 }
 
-// handleProxy authenticates and authorises a request for a configured route
-// and forwards it. A path no route covers is 404: nothing is forwarded
-// unless a route says so.
-func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
+// handleProxy forwards a request the decision allows to its route's
+// upstream. A path no route covers is 404: nothing is forwarded unless a
+// route says so.
+func handleProxy(d *decider) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
-		clean, rt, why := table.resolve(r.URL.Path)
-		if why != "" {
-			errUnusualPath(why).abort(c)
-			return
+		dec, err := d.decide(r.Context(), decisionInput{
+			Entry: entryProxy, Method: r.Method, Path: r.URL.Path, Header: r.Header,
+			Trusted: d.trusted.fromTrusted(r),
+		})
+		if dec.Route != nil {
+			c.Set(routeKey, dec.Route.Name)
 		}
-		if rt == nil {
-			errNotFound.abort(c)
-			return
+		if dec.Principal != nil {
+			c.Set(principalKey, dec.Principal)
 		}
-		c.Set(routeKey, rt.Name)
-		if !rt.allowsMethod(r.Method) {
-			c.Header("Allow", rt.allow)
-			newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", r.Method)).abort(c)
-			return
-		}
-		if !g.trusted.fromTrusted(r) {
-			dropForwarded(r.Header)
-		}
-		p, err := g.admit(r.Context(), rt, r.Header, r.Method, clean)
 		if err != nil {
-			fail(c, g.log, err)
+			var me *methodError
+			if errors.As(err, &me) {
+				c.Header("Allow", me.allow)
+			}
+			fail(c, d.gate.log, err)
 			return
 		}
-		if p != nil {
-			c.Set(principalKey, p)
-		}
-		own, err := g.outbound(r.Header, p, rt, idn)
-		if err != nil {
-			errorFor(r.Context(), g.log, err).abort(c)
-			return
-		}
-		r = r.WithContext(withOutbound(r.Context(), own))
-		r.URL.Path, r.URL.RawPath = clean, ""
+		rt := dec.Route
+		r = r.WithContext(withOutbound(r.Context(), outbound(r.Header, dec)))
+		r.URL.Path, r.URL.RawPath = dec.CleanPath, ""
+		r.Method = dec.Method // the method the decision checked
 		if r.Body != nil && r.Body != http.NoBody {
 			b := &clientBody{ReadCloser: r.Body}
-			b.limit(c.Writer, rt.BodyDeadline())
+			b.limit(c.Writer, rt.bodyDeadline)
 			r.Body = b
 			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
 		}
@@ -218,27 +224,23 @@ func handleProxy(g gate, table *routeTable, idn identity) gin.HandlerFunc {
 
 // outbound returns the headers the gateway itself sends upstream, which
 // the route's Rewrite writes on the outbound request: the caller's
-// identity (nil p: none), X-Request-Id and, when the route forwards it, the
-// token header. The client's token header is removed from in when the
-// route does not forward it.
-func (g gate) outbound(in http.Header, p *authn.Principal, rt *route, idn identity) (http.Header, error) {
-	own := http.Header{}
-	if p != nil {
-		if err := idn.set(own, p, rt); err != nil {
-			return nil, err
-		}
-	}
+// identity (none when anonymous), X-Request-Id and, when the route
+// forwards it, the token header. The headers the decision removes are
+// removed from in.
+func outbound(in http.Header, dec decision) http.Header {
+	own := dec.Identity
 	if v := in.Values(headerRequestID); len(v) > 0 {
 		own[headerRequestID] = v
 	}
-	if tok := canonicalHeader(g.cr.header); rt.ForwardsToken() {
-		if v := in.Values(tok); len(v) > 0 {
-			own[tok] = v
-		}
-	} else {
-		in.Del(tok)
+	for _, k := range dec.Remove {
+		in.Del(k)
 	}
-	return own, nil
+	for _, k := range dec.Forward {
+		if v := in.Values(k); len(v) > 0 {
+			own[k] = v
+		}
+	}
+	return own
 }
 
 // errUpstreamSlow is the cancel cause when a route's timeout passes before
@@ -261,17 +263,17 @@ func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principa
 	env := models.RuleEnv{Request: models.RuleRequest{Method: method, Path: clean}}
 	if p != nil {
 		env.User = p.Attrs
-		if rt.Rule.NeedsClaims() {
+		if rt.rule.NeedsClaims() {
 			env.Claims = p.Claims()
 		}
 	}
-	if rt.Rule.NeedsHeaders() {
+	if rt.rule.NeedsHeaders() {
 		env.Request.Headers = make(map[string]string, len(h))
 		for k, vs := range h {
 			env.Request.Headers[strings.ToLower(k)] = strings.Join(vs, ", ")
 		}
 	}
-	ok, err := rt.Rule.Allows(&env)
+	ok, err := rt.rule.Allows(&env)
 	if err != nil {
 		log.WarnContext(ctx, "allow rule failed; denying", "route", rt.Name, "err", err)
 		return false

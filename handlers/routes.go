@@ -73,7 +73,13 @@ func newRouter(d routerDeps) *gin.Engine {
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/blacklist/", handleRelay(d.log, d.remote, remote.EndpointBlacklist, as.MaxBodyBytes, forgetBlacklisted(d.auth)))
 
-	users := r.Group("/auth/users", requireAuth(d.log, cr, d.auth))
+	dc := &decider{
+		table:   d.table,
+		gate:    newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)),
+		idn:     d.identity,
+		trusted: d.trusted,
+	}
+	users := r.Group("/auth/users", requireAuth(dc, builtinRoute("users")))
 	user := handleUser(d.log, cr, d.remote, d.auth, d.now)
 	users.GET("/:id/", user)
 	users.GET("/:id", user)
@@ -84,13 +90,12 @@ func newRouter(d routerDeps) *gin.Engine {
 	// jwtgate_auth_refusals_total{reason} would tell a client why its
 	// token was refused.
 
-	g := gate{log: d.log, cr: cr, auth: d.auth, headers: newHeaderRules(d.identity, cr.header), trusted: d.trusted}
-	r.Any("/auth/check", handleCheck(g, d.table, d.identity, d.trusted, s.ForwardAuth.Headers))
+	r.Any("/auth/check", handleCheck(dc, s.ForwardAuth.Headers))
 	if d.signer != nil {
 		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))
 	}
 
-	r.NoRoute(handleProxy(g, d.table, d.identity))
+	r.NoRoute(handleProxy(dc))
 	r.NoMethod(func(c *gin.Context) {
 		newAPIError(http.StatusMethodNotAllowed, codeMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.").abort(c)
 	})

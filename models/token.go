@@ -94,10 +94,12 @@ func TokenReason(err error) string {
 // Token is an access token that passed the pre-checks. Its signature has
 // NOT been checked: only a verifier may say it is genuine.
 type Token struct {
-	Alg     string
-	Kid     string
-	Claims  jwt.MapClaims
-	UserID  string
+	Alg    string
+	Kid    string
+	Claims jwt.MapClaims
+	UserID string
+	// Issuer is the iss claim when it is a string, else "".
+	Issuer  string
 	Expires time.Time
 	// Key identifies the token for revocation: a hash of (iss, jti) when
 	// the token has a jti (SimpleJWT's do), else of its canonical text, so
@@ -179,7 +181,8 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	for k, v := range claims {
 		claims[k] = plainNumbers(v)
 	}
-	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Expires: exp, Key: RevocationKey(claims, raw)}, nil
+	iss, _ := claims["iss"].(string)
+	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, Key: RevocationKey(claims, raw)}, nil
 }
 
 // strictB64 refuses padding, the standard alphabet and non-zero unused

@@ -37,7 +37,7 @@ func breakerClient(t *testing.T, status *atomic.Int32, refused bool) *Client {
 	if refused {
 		srv.Close()
 	}
-	c, err := New(cfg, nil)
+	c, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestBreakerCountsOnlyTheServicesOwnFailures(t *testing.T) {
 			for range tt.n {
 				tt.call(c)
 			}
-			if got := c.CircuitState(); got != tt.want {
+			if got := c.circuitState(); got != tt.want {
 				t.Fatalf("circuit %s after %d calls, want %s", got, tt.n, tt.want)
 			}
 		})
@@ -116,7 +116,7 @@ func TestBreakerClientFiveHundredsDoNotHideAnOutage(t *testing.T) {
 		_ = c.Probe(context.Background())
 		_, _ = c.Relay(context.Background(), EndpointToken, "application/json", []byte(`{}`), nil)
 	}
-	if got := c.CircuitState(); got != "open" {
+	if got := c.circuitState(); got != "open" {
 		t.Fatalf("circuit %s, want open", got)
 	}
 	// While open, the probe still reaches the service (readiness reports
@@ -157,7 +157,7 @@ func TestBreakerSuccessesCount(t *testing.T) {
 		status.Store(401)
 		_, _ = c.Relay(context.Background(), EndpointToken, "application/json", []byte(`{}`), nil)
 	}
-	if got := c.CircuitState(); got != "closed" {
+	if got := c.circuitState(); got != "closed" {
 		t.Fatalf("circuit %s after runs of 2 failures between successes, want closed", got)
 	}
 }

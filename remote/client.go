@@ -61,14 +61,32 @@ type Client struct {
 	coolDown time.Duration
 	openedAt atomic.Int64 // unix nanoseconds the circuit last opened
 
-	// Observe, when set, is told about every call home (for metrics). The
-	// outcome is "2xx".."5xx", "error" (no answer) or "circuit_open" (not
-	// made). Set before use.
-	Observe func(e Endpoint, outcome string, d time.Duration)
-	// ObserveCircuit, when set, is told the breaker's new state: "closed",
-	// "half-open" or "open". Set before use.
-	ObserveCircuit func(state string)
+	obs Observer
 }
+
+// Observer is told about calls home and the circuit breaker (for metrics
+// and readiness). Its methods must be safe for concurrent use.
+type Observer interface {
+	// ObserveCall is told about every call home. The outcome is
+	// "1xx".."5xx", "error" (no answer) or "circuit_open" (not made).
+	ObserveCall(e Endpoint, outcome string, d time.Duration)
+	// Circuit is told the breaker's new state: "closed", "half-open" or
+	// "open".
+	Circuit(state string)
+}
+
+// Options are a Client's optional dependencies; the zero value is fine.
+type Options struct {
+	// HTTPClient makes the calls; nil means a pooled default.
+	HTTPClient *http.Client
+	// Observer is told about calls and the breaker; nil means nobody.
+	Observer Observer
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveCall(Endpoint, string, time.Duration) {}
+func (nopObserver) Circuit(string)                              {}
 
 // CircuitOpenError is returned, without calling, while the circuit is open
 // after repeated failures. It matches models.ErrAuthUnavailable.
@@ -125,20 +143,6 @@ func breakerCounts(status int, err error, o origin) bool {
 	return status >= 500 && o == gatewayContent
 }
 
-type requestIDKey struct{}
-
-// WithRequestID returns ctx carrying the request id that calls home send
-// as X-Request-Id.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestID returns the request id WithRequestID put in ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 // NewTransport returns a pooled transport for calls to one host: the
 // default keeps only 2 idle connections per host, which under load means a
 // new TCP connection per call.
@@ -152,15 +156,19 @@ func NewTransport(timeout time.Duration) *http.Transport {
 	return t
 }
 
-// New builds a client for the configured auth service. hc may be nil for a
-// pooled default.
-func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
+// New builds a client for the configured auth service.
+func New(cfg models.AuthService, opt Options) (*Client, error) {
 	base, err := url.Parse(strings.TrimSuffix(cfg.URL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("auth_service.url: %w", err)
 	}
+	hc := opt.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Transport: NewTransport(cfg.Timeout)}
+	}
+	obs := opt.Observer
+	if obs == nil {
+		obs = nopObserver{}
 	}
 	c := &Client{
 		base:     base,
@@ -168,6 +176,7 @@ func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
 		http:     hc,
 		timeout:  cfg.Timeout,
 		coolDown: cfg.Circuit.CoolDown,
+		obs:      obs,
 	}
 	if n := cfg.Circuit.Failures; n > 0 {
 		c.breaker = gobreaker.NewCircuitBreaker[Response](gobreaker.Settings{
@@ -185,18 +194,16 @@ func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
 				if to == gobreaker.StateOpen {
 					c.openedAt.Store(time.Now().UnixNano())
 				}
-				if c.ObserveCircuit != nil {
-					c.ObserveCircuit(to.String())
-				}
+				c.obs.Circuit(to.String())
 			},
 		})
 	}
 	return c, nil
 }
 
-// CircuitState returns "closed", "half-open" or "open" ("closed" when the
+// circuitState returns "closed", "half-open" or "open" ("closed" when the
 // breaker is off).
-func (c *Client) CircuitState() string {
+func (c *Client) circuitState() string {
 	if c.breaker == nil {
 		return gobreaker.StateClosed.String()
 	}
@@ -263,9 +270,6 @@ func (c *Client) counted(ctx context.Context, method, path string, h http.Header
 // CloseIdleConnections closes pooled connections to the auth service that
 // carry no request (on shutdown).
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
-
-// URL returns the auth service's base URL.
-func (c *Client) URL() string { return c.base.String() }
 
 // Relay posts body to a token endpoint and returns the answer unchanged,
 // whatever its status. The error is non-nil (wrapping
@@ -410,7 +414,7 @@ var outcomes = [...]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // do makes one call home through the breaker; o says who chose its content.
 func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http.Header, body []byte, o origin) (Response, error) {
-	if id := RequestID(ctx); id != "" && h.Get("X-Request-Id") == "" {
+	if id := models.RequestID(ctx); id != "" && h.Get("X-Request-Id") == "" {
 		h.Set("X-Request-Id", id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -427,18 +431,14 @@ func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http
 		}
 	}
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		if c.Observe != nil {
-			c.Observe(e, "circuit_open", time.Since(start))
-		}
+		c.obs.ObserveCall(e, "circuit_open", time.Since(start))
 		return Response{}, fmt.Errorf("%s %s: %w", e, c.base.Host, &CircuitOpenError{RetryAfter: c.retryAfter()})
 	}
-	if c.Observe != nil {
-		outcome := outcomes[0]
-		if err == nil && resp.Status >= 100 && resp.Status < 600 {
-			outcome = outcomes[resp.Status/100]
-		}
-		c.Observe(e, outcome, time.Since(start))
+	outcome := outcomes[0]
+	if err == nil && resp.Status >= 100 && resp.Status < 600 {
+		outcome = outcomes[resp.Status/100]
 	}
+	c.obs.ObserveCall(e, outcome, time.Since(start))
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: %w: %w", e, c.base.Host, err, models.ErrAuthUnavailable)
 	}

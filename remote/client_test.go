@@ -18,7 +18,7 @@ func newTestClient(t *testing.T, h http.HandlerFunc) *Client {
 	t.Cleanup(srv.Close)
 	cfg := models.DefaultSettings().AuthService
 	cfg.URL, cfg.Timeout = srv.URL, 300*time.Millisecond
-	c, err := New(cfg, nil)
+	c, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestVerifyTimeoutAndRefused(t *testing.T) {
 	_ = ln.Close()
 	cfg := models.DefaultSettings().AuthService
 	cfg.URL = "http://" + addr
-	c, _ := New(cfg, nil)
+	c, _ := New(cfg, Options{})
 	if err := c.Verify(t.Context(), "a.b.c"); !errors.Is(err, models.ErrAuthUnavailable) {
 		t.Fatalf("refused: %v", err)
 	}

@@ -5,7 +5,6 @@ package authn
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,11 +42,10 @@ type Principal struct {
 	// from the cache, which does not keep them: use Principal.Claims.
 	Token models.Token
 	User  *models.User
-	// Attrs is the user as access rules see it; shared, read-only.
+	// Attrs is the user as access rules see it; shared, read-only. User
+	// and Attrs are one cached record's: the same pointers until the
+	// record is refreshed, so a caller may memoise per-user data by User.
 	Attrs map[string]any
-	// Derived is what Authenticator.Derive computed for this user record
-	// (e.g. pre-built identity header values); shared, read-only.
-	Derived any
 	// Issuer is the iss of the issuer the user belongs to: the token's,
 	// checked by the local verifier, when several issuers are trusted;
 	// otherwise the one configured issuer, or "" when none is.
@@ -108,23 +106,6 @@ type CallBudget interface {
 	Take(ctx context.Context) (ok bool, retryAfter time.Duration)
 }
 
-// retriedKey marks a context whose request already waited on a call
-// another client's budget refused.
-type retriedKey struct{}
-
-// reasonThrottled is the refusal reason of a call home over the budget.
-const reasonThrottled = "throttled"
-
-// ThrottledError refuses a request whose call home the client's
-// CallBudget does not allow.
-type ThrottledError struct {
-	RetryAfter time.Duration
-}
-
-func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("calls home throttled for this client; retry after %s", e.RetryAfter)
-}
-
 // ConfigFrom takes the authenticator's settings from settings.yaml.
 func ConfigFrom(s models.Settings) Config {
 	return Config{
@@ -146,29 +127,9 @@ func ConfigFrom(s models.Settings) Config {
 // staleRetry is how soon a stale record served during an outage is re-fetched.
 const staleRetry = 30 * time.Second
 
-// verdict is a cached positive answer. It is kept small, times as Unix
-// nanoseconds and no claims: with 100 000 cached tokens the verdicts are
-// most of the gateway's memory (tests/load --memory-only).
-type verdict struct {
-	alg, kid, userID string
-	exp              int64    // the token's exp
-	expires          int64    // min(now+ttl, exp)
-	key              [32]byte // the token's revocation key (models.Token.Key)
-}
-
-func newVerdict(tok models.Token, expires time.Time) verdict {
-	return verdict{alg: tok.Alg, kid: tok.Kid, userID: tok.UserID, exp: tok.Expires.UnixNano(), expires: expires.UnixNano(), key: tok.Key}
-}
-
-// token is the cached token, without its claims (see Principal.Claims).
-func (v *verdict) token() models.Token {
-	return models.Token{Alg: v.alg, Kid: v.kid, UserID: v.userID, Expires: time.Unix(0, v.exp), Key: v.key}
-}
-
 type cachedUser struct {
 	user    models.User
 	attrs   map[string]any
-	derived any
 	checkAt time.Time // re-fetch from the auth service after this
 }
 
@@ -189,18 +150,32 @@ type Authenticator struct {
 	tokenCalls singleflight.Group
 	userCalls  singleflight.Group
 
-	// Observer, when set, is told what happened (for metrics). Set before use.
-	Observer Observer
-	// Local, when set, checks every token in-process on every request, even
+	obs Observer
+	// local, when set, checks every token in-process on every request, even
 	// when the verifier's verdict is cached (verify: hybrid: the remote
-	// verdict is reused for cache.ttl, the local check never is). Set before use.
+	// verdict is reused for cache.ttl, the local check never is).
+	local Verifier
+	peers Peers // nil: no other replicas
+}
+
+// Deps are what an Authenticator works with.
+type Deps struct {
+	// Verifier says whether a new token is genuine (the auth service, or
+	// the local verifier for verify: local).
+	Verifier Verifier
+	// Local, when set, is the every-request local check of verify: hybrid.
 	Local Verifier
-	// Derive, when set, computes per-user data once per cached record, so
-	// the warm path does not rebuild it. Set before use.
-	Derive func(*models.User) any
-	// Peers, when set, tells the other replicas what this one revoked or
-	// saw deactivated. Set before use.
+	// Fetcher fetches users from the auth service; Store is the mirror.
+	Fetcher UserFetcher
+	Store   UserStore
+	// Observer is told what happened (for metrics); nil means nobody.
+	Observer Observer
+	// Peers tells the other replicas what this one revoked or saw
+	// deactivated; nil without other replicas.
 	Peers Peers
+	Log   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Peers carries cache invalidations to the other replicas sharing the
@@ -213,24 +188,49 @@ type Peers interface {
 	UserChanged(k models.UserKey)
 }
 
-// Observer receives authentication events; any field may be nil.
-type Observer struct {
-	CacheHit      func()
-	CacheMiss     func()
-	NegativeHit   func()
-	Coalesced     func()
-	Refused       func(reason string)
-	UserFetched   func(outcome string)
-	MirrorWritten func(err error)
+// Observer receives authentication events (metrics implements it). Its
+// methods must be safe for concurrent use and quick: they run on the
+// request path.
+type Observer interface {
+	CacheHit()
+	CacheMiss()
+	NegativeHit()
+	Coalesced()
+	// Refused counts a refusal by reason (models.Reason*).
+	Refused(reason string)
+	// UserFetched counts a user fetch by outcome.
+	UserFetched(outcome string)
+	// MirrorWritten counts a write of the user mirror.
+	MirrorWritten(err error)
 	// Evicted is called when a new verdict pushes the oldest out of a full cache.
-	Evicted func()
+	Evicted()
 	// StaleServed is called when a verdict is served past its TTL under
 	// auth.cache.stale_grace because the auth service is unavailable.
-	StaleServed func()
+	StaleServed()
 }
 
+type nopObserver struct{}
+
+func (nopObserver) CacheHit() {}
+
+func (nopObserver) CacheMiss() {}
+
+func (nopObserver) NegativeHit() {}
+
+func (nopObserver) Coalesced() {}
+
+func (nopObserver) Refused(string) {}
+
+func (nopObserver) UserFetched(string) {}
+
+func (nopObserver) MirrorWritten(error) {}
+
+func (nopObserver) Evicted() {}
+
+func (nopObserver) StaleServed() {}
+
 // New builds an authenticator.
-func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, now func() time.Time) (*Authenticator, error) {
+func New(cfg Config, d Deps) (*Authenticator, error) {
 	tokens, err := lru.New[[32]byte, verdict](cfg.CacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("auth.cache.size: %w", err)
@@ -247,17 +247,22 @@ func New(cfg Config, v Verifier, f UserFetcher, st UserStore, log *slog.Logger, 
 	if err != nil {
 		return nil, fmt.Errorf("users.cache_size: %w", err)
 	}
-	return &Authenticator{
-		cfg: cfg, verifier: v, fetcher: f, store: st, log: log, now: now,
+	a := &Authenticator{
+		cfg: cfg, verifier: d.Verifier, fetcher: d.Fetcher, store: d.Store, log: d.Log, now: d.Now,
 		tokens: tokens, rejected: rejected, revoked: revoked, users: users,
-	}, nil
+		obs: d.Observer, local: d.Local, peers: d.Peers,
+	}
+	if a.obs == nil {
+		a.obs = nopObserver{}
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	return a, nil
 }
-
-// TokenKey is the verify cache key of a token: its SHA-256, so raw tokens
-// are never kept as map keys. Only canonical spellings pass the
-// pre-checks; revocations are keyed by models.Token.Key, which is one per
-// token even where two spellings verify (ECDSA's (r, s) and (r, n-s)).
-func TokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
 
 // Authenticate checks raw and returns the caller. Errors match
 // models.ErrTokenInvalid, ErrUserInactive, ErrAuthUnavailable,
@@ -267,7 +272,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 	if err != nil {
 		return Principal{}, err
 	}
-	key, iss, err := a.userKey(raw, tok.UserID)
+	key, iss, err := a.userKey(tok)
 	if err != nil {
 		reason := models.TokenReason(err)
 		if reason == "" {
@@ -292,231 +297,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 		a.refused(models.ReasonInactive)
 		return Principal{}, fmt.Errorf("user %q: %w", key, models.ErrUserInactive)
 	}
-	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Derived: cu.derived, Issuer: iss, raw: raw}, nil
-}
-
-// Token checks a token without resolving its user. The returned Claims are
-// nil when the verdict came from the cache (see Principal.Claims).
-func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, error) {
-	if len(raw) > models.MaxTokenBytes {
-		a.refused(models.ReasonTooLarge)
-		return models.Token{}, &models.TokenError{Reason: models.ReasonTooLarge, Detail: "token too long"}
-	}
-	key := TokenKey(raw)
-	now := a.now()
-	var stale *verdict // past its TTL, but servable if the auth service is down
-	known := false     // verified before and not expired: never limited by CallsHome
-	if v, ok := a.tokens.Get(key); ok {
-		known = now.UnixNano() < v.exp
-		if a.isRevoked(v.key, now) {
-			return models.Token{}, errRevoked
-		}
-		if n := now.UnixNano(); n < v.expires {
-			a.event(a.Observer.CacheHit)
-			if err := a.checkLocal(ctx, raw); err != nil {
-				return models.Token{}, err
-			}
-			return v.token(), nil
-		}
-		if n := now.UnixNano(); n < v.exp && n < v.expires+int64(a.cfg.StaleGrace) {
-			stale = &v
-		} else {
-			a.tokens.Remove(key)
-		}
-	}
-	if until, ok := a.rejected.Get(key); ok && now.Before(until) {
-		a.event(a.Observer.NegativeHit)
-		a.refused(models.ReasonRejected)
-		return models.Token{}, &models.TokenError{Reason: models.ReasonRejected, Detail: "rejected by the auth service (cached)"}
-	}
-	a.event(a.Observer.CacheMiss)
-	tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, now)
-	if err != nil {
-		a.refused(models.TokenReason(err))
-		return models.Token{}, err
-	}
-	if a.isRevoked(tok.Key, now) {
-		return models.Token{}, errRevoked
-	}
-	if err := a.checkLocal(ctx, raw); err != nil {
-		if errors.Is(err, models.ErrTokenInvalid) && a.cfg.NegativeTTL > 0 {
-			a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
-		}
-		return models.Token{}, err
-	}
-	led := false // this request started the call (waiters on another's call spend nothing)
-	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
-		led = true
-		if !known && a.cfg.CallsHome != nil {
-			if ok, wait := a.cfg.CallsHome.Take(ctx); !ok {
-				return nil, &ThrottledError{RetryAfter: wait}
-			}
-		}
-		// Shared by every waiter: run it on a context no single caller can
-		// cancel, bounded by its own timeout.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
-		defer cancel()
-		err := a.verifier.Verify(cctx, raw)
-		switch {
-		case err == nil:
-			expires := a.now().Add(a.cfg.TTL)
-			if tok.Expires.Before(expires) {
-				expires = tok.Expires
-			}
-			// The verdict keeps no claims: their map was half of the
-			// cache's memory, and only allow rules that read claims need
-			// them, decoded again from the request's token (Principal.Claims).
-			if a.tokens.Add(key, newVerdict(tok, expires)) {
-				a.event(a.Observer.Evicted)
-			}
-		case errors.Is(err, models.ErrTokenInvalid):
-			a.tokens.Remove(key) // a stale verdict must not outlive a refusal
-			if a.cfg.NegativeTTL > 0 {
-				a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
-			}
-		}
-		return nil, err
-	})
-	select {
-	case res := <-ch:
-		if res.Shared {
-			a.event(a.Observer.Coalesced)
-		}
-		if res.Err != nil {
-			var throttled *ThrottledError
-			if errors.As(res.Err, &throttled) {
-				if !led && ctx.Value(retriedKey{}) == nil {
-					// Another client's budget refused the call we waited
-					// for: try once on our own.
-					return a.Token(context.WithValue(ctx, retriedKey{}, true), raw)
-				}
-				a.refused(reasonThrottled)
-				return models.Token{}, res.Err
-			}
-			if stale != nil && errors.Is(res.Err, models.ErrAuthUnavailable) {
-				a.event(a.Observer.StaleServed)
-				return stale.token(), nil
-			}
-			if reason := models.TokenReason(res.Err); reason != "" {
-				a.refused(reason)
-			}
-			return models.Token{}, res.Err
-		}
-		return tok, nil
-	case <-ctx.Done():
-		return models.Token{}, fmt.Errorf("verify: %w", ctx.Err())
-	}
-}
-
-// errRevoked refuses a token logged out through the gateway.
-var errRevoked = &models.TokenError{Reason: models.ReasonRevoked, Detail: "logged out"}
-
-// isRevoked says whether the token with revocation key key was logged
-// out, and counts the refusal.
-func (a *Authenticator) isRevoked(key [32]byte, now time.Time) bool {
-	until, ok := a.revoked.Get(key)
-	if !ok || !now.Before(until) {
-		return false
-	}
-	a.refused(models.ReasonRevoked)
-	return true
-}
-
-// checkLocal runs the every-request local check of verify: hybrid.
-func (a *Authenticator) checkLocal(ctx context.Context, raw string) error {
-	if a.Local == nil {
-		return nil
-	}
-	err := a.Local.Verify(ctx, raw)
-	if reason := models.TokenReason(err); reason != "" {
-		a.refused(reason)
-	}
-	return err
-}
-
-// ForgetToken drops a token from the verify caches (after a blacklist call).
-func (a *Authenticator) ForgetToken(raw string) {
-	key := TokenKey(raw)
-	a.tokens.Remove(key)
-	a.rejected.Remove(key)
-}
-
-// ForgetTokenKey drops a token by its cache key (for notifications from
-// other replicas, which carry hashes, never tokens).
-func (a *Authenticator) ForgetTokenKey(key [32]byte) {
-	a.tokens.Remove(key)
-	a.rejected.Remove(key)
-}
-
-// Revoke handles a token the client named in a successful blacklist call.
-// The token is first checked as an API call would check it (verify cache,
-// or a call home): only a token that verified is acted on beyond local
-// eviction, so made-up strings can neither push real revocations out of
-// the bounded list nor make replicas notify each other. A verified token
-// is evicted here and, through Peers, on every replica, so the next use
-// asks the auth service again; with RevokeOnLogout (logout at the edge)
-// it is also refused, by its revocation key (its jti: every spelling),
-// until it expires, even though SimpleJWT's verify endpoint keeps
-// accepting access tokens after a logout.
-func (a *Authenticator) Revoke(ctx context.Context, raw string) {
-	textKey := TokenKey(raw)
-	if _, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err != nil {
-		a.ForgetTokenKey(textKey) // harmless for junk: only this exact text
-		return                    // the refresh token, or junk: not counted as a refusal
-	}
-	tok, err := a.Token(ctx, raw) // the verify cache, or a call home
-	a.ForgetTokenKey(textKey)     // the next use asks the auth service again
-	if err != nil {
-		return // forged, or already revoked: nothing to record
-	}
-	var until time.Time
-	if a.cfg.RevokeOnLogout {
-		until = tok.Expires
-	}
-	a.RevokeKey(tok.Key, until)
-	if a.Peers != nil {
-		if tok.Key != textKey {
-			a.Peers.TokenRevoked(textKey, time.Time{}) // evict the verdict keyed by text
-		}
-		a.Peers.TokenRevoked(tok.Key, until)
-	}
-}
-
-// RevokeKey evicts a token by its hash and refuses it until until (zero:
-// evict only). key is a revocation key (models.Token.Key) or, for a
-// verdict keyed by text, TokenKey. It does not tell peers: it is what a
-// peer's message calls.
-func (a *Authenticator) RevokeKey(key [32]byte, until time.Time) {
-	if a.now().Before(until) {
-		a.revoked.Add(key, until)
-	}
-	a.ForgetTokenKey(key)
-}
-
-// ForgetAll empties the verify and user caches (revocations stay). A
-// replica calls it when it may have missed its peers' messages.
-func (a *Authenticator) ForgetAll() {
-	a.tokens.Purge()
-	a.users.Purge()
+	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Issuer: iss, raw: raw}, nil
 }
 
 // CacheLen returns the number of cached positive verdicts.
 func (a *Authenticator) CacheLen() int { return a.tokens.Len() }
 
-func (a *Authenticator) refused(reason string) {
-	if a.Observer.Refused != nil {
-		a.Observer.Refused(reason)
-	}
-}
+func (a *Authenticator) refused(reason string) { a.obs.Refused(reason) }
 
-func (a *Authenticator) event(f func()) {
-	if f != nil {
-		f()
-	}
-}
-
-func (a *Authenticator) fetched(outcome string) {
-	if a.Observer.UserFetched != nil {
-		a.Observer.UserFetched(outcome)
-	}
-}
+func (a *Authenticator) fetched(outcome string) { a.obs.UserFetched(outcome) }

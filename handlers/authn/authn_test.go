@@ -108,7 +108,7 @@ func token(t testing.TB, uid int, exp time.Time) string {
 }
 
 func newAuth(t testing.TB, v Verifier, us *memUsers) *Authenticator {
-	a, err := New(testConfig(), v, us, us, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	a, err := New(testConfig(), Deps{Verifier: v, Fetcher: us, Store: us, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,11 @@ package authn
 
 import (
 	"bytes"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"jwtgate/handlers/keymat"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,10 +16,6 @@ import (
 	"github.com/MicahParks/jwkset"
 )
 
-// minRSABits is the smallest RSA modulus accepted for verifying tokens, as
-// for the gateway's own identity key.
-const minRSABits = 2048
-
 // privateJWKMembers are the JWK members that hold private key material
 // (RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2). A public JWKS carrying one has
 // leaked its signing key: anyone who read it can sign tokens. "k" (an oct
@@ -27,17 +23,8 @@ const minRSABits = 2048
 // refused when used (see asymmetric).
 var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
-// checkKeyHygiene refuses a key the gateway must not verify with: an RSA
-// public key under minRSABits.
-func checkKeyHygiene(k any) error {
-	if rk, ok := k.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
-		return fmt.Errorf("an RSA key of %d bits; at least %d are needed", rk.N.BitLen(), minRSABits)
-	}
-	return nil
-}
-
 // unusableJWK says why one JWK of a JWKS must be skipped, or "" to keep
-// it: private key material, an RSA key under minRSABits, or a key jwkset
+// it: private key material, an RSA key under keymat.MinRSABits, or a key jwkset
 // cannot parse (which would otherwise fail the whole JWKS).
 func unusableJWK(raw json.RawMessage) string {
 	var members map[string]json.RawMessage
@@ -63,7 +50,7 @@ func unusableJWK(raw json.RawMessage) string {
 	if err != nil {
 		return "unusable: " + err.Error()
 	}
-	if err := checkKeyHygiene(k.Key()); err != nil {
+	if err := keymat.CheckPublic(k.Key()); err != nil {
 		return err.Error()
 	}
 	return ""

@@ -91,7 +91,7 @@ func benchAuthenticateWarm(b *testing.B, hybrid bool) {
 			var a *Authenticator
 			if hybrid {
 				a = newAuth(b, &countingVerifier{}, us)
-				a.Local = l
+				a.local = l
 			} else {
 				a = newAuth(b, l, us)
 			}

@@ -26,8 +26,8 @@ func FuzzLocalVerify(f *testing.F) {
 		Issuers: staticIssuer("testdata/rsa_public.pem", "testdata/ec_public.pem", "env:JWT_SECRET"),
 	}, env(map[string]string{"JWT_SECRET": testSecret}))
 	a, err := New(Config{UserIDClaim: "user_id", CacheSize: 1024, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second,
-		UserCacheSz: 16, RefreshAfter: time.Minute, CallTimeout: time.Second}, l, nil, nil, slog.New(slog.DiscardHandler),
-		func() time.Time { return testNow })
+		UserCacheSz: 16, RefreshAfter: time.Minute, CallTimeout: time.Second}, Deps{Verifier: l, Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return testNow }})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -607,11 +607,10 @@ func TestHybrid(t *testing.T) {
 	localCalls := &spyVerifier{next: local}
 	remote := &spyVerifier{}
 	a, err := New(Config{UserIDClaim: "user_id", CacheSize: 100, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second,
-		UserCacheSz: 10, RefreshAfter: time.Minute, CallTimeout: time.Second}, remote, nil, nil, slog.New(slog.DiscardHandler), clock)
+		UserCacheSz: 10, RefreshAfter: time.Minute, CallTimeout: time.Second}, Deps{Verifier: remote, Local: localCalls, Log: slog.New(slog.DiscardHandler), Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Local = localCalls
 
 	token := sign(t, jwt.SigningMethodRS256, k.rsa, claims(nil), "")
 	check := func(step, tok, wantReason string, wantLocal, wantRemote int64) {
@@ -658,7 +657,7 @@ func TestLocalModeCaching(t *testing.T) {
 	t.Cleanup(local.Close)
 	v := &spyVerifier{next: local}
 	a, err := New(Config{UserIDClaim: "user_id", CacheSize: 100, TTL: time.Hour, NegativeTTL: 5 * time.Second,
-		UserCacheSz: 10, RefreshAfter: time.Minute, CallTimeout: time.Second}, v, nil, nil, slog.New(slog.DiscardHandler), clock)
+		UserCacheSz: 10, RefreshAfter: time.Minute, CallTimeout: time.Second}, Deps{Verifier: v, Log: slog.New(slog.DiscardHandler), Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,12 +41,11 @@ func tokensAuthenticator(t *testing.T) (*Authenticator, *tokensPeers) {
 	users := newMemUsers()
 	users.remote["42"] = models.User{ID: "42", IsActive: true}
 	cfg := Config{UserIDClaim: "user_id", CacheSize: 1000, TTL: time.Minute, NegativeTTL: time.Minute, RevokeOnLogout: true, UserCacheSz: 10, RefreshAfter: time.Minute, CallTimeout: time.Second}
-	a, err := New(cfg, l, users, users, slog.New(slog.DiscardHandler), func() time.Time { return testNow })
+	p := &tokensPeers{}
+	a, err := New(cfg, Deps{Verifier: l, Fetcher: users, Store: users, Peers: p, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tokensPeers{}
-	a.Peers = p
 	return a, p
 }
 

@@ -40,7 +40,7 @@ func throttleAuth(t *testing.T, v Verifier, b CallBudget, now func() time.Time) 
 	for _, id := range []string{"1", "2", "3"} {
 		us.remote[id] = models.User{ID: id, IsActive: true}
 	}
-	a, err := New(cfg, v, us, us, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
+	a, err := New(cfg, Deps{Verifier: v, Fetcher: us, Store: us, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,20 +23,19 @@ const ReasonNoUserSource = "issuer_without_users"
 // key signed the token. Only the issuer whose users the auth service holds
 // (user_endpoint: true) can be resolved; another issuer's user 1 is not the
 // auth service's user 1, and is refused until users can come from claims.
-func (a *Authenticator) userKey(raw, id string) (models.UserKey, string, error) {
+func (a *Authenticator) userKey(tok models.Token) (models.UserKey, string, error) {
 	if len(a.cfg.Issuers) < 2 {
-		return models.UserKey{ID: id}, a.cfg.Issuer, nil
+		return models.UserKey{ID: tok.UserID}, a.cfg.Issuer, nil
 	}
-	iss, err := peekIssuer(raw)
-	if err != nil {
-		return models.UserKey{}, "", err
+	if tok.Issuer == "" {
+		return models.UserKey{}, "", errNoIssuer
 	}
-	if iss != a.cfg.Issuer {
-		return models.UserKey{}, "", fmt.Errorf("issuer %q: %w", iss, models.ErrNoUserSource)
+	if tok.Issuer != a.cfg.Issuer {
+		return models.UserKey{}, "", fmt.Errorf("issuer %q: %w", tok.Issuer, models.ErrNoUserSource)
 	}
 	// The auth service's users keep the namespace "" whichever iss its
 	// tokens carry, so a mirror made before several issuers stays valid.
-	return models.UserKey{ID: id}, iss, nil
+	return models.UserKey{ID: tok.UserID}, tok.Issuer, nil
 }
 
 // issuerName is the iss a user namespace stands for: the auth service's
@@ -165,8 +164,8 @@ func (a *Authenticator) deactivate(ctx context.Context, key models.UserKey, stal
 
 // userChanged tells the other replicas to evict a user.
 func (a *Authenticator) userChanged(key models.UserKey) {
-	if a.Peers != nil {
-		a.Peers.UserChanged(key)
+	if a.peers != nil {
+		a.peers.UserChanged(key)
 	}
 }
 
@@ -180,9 +179,7 @@ func (a *Authenticator) Mirror(ctx context.Context, u models.User) error {
 
 func (a *Authenticator) write(ctx context.Context, u models.User) error {
 	err := a.store.UpsertUser(ctx, u)
-	if a.Observer.MirrorWritten != nil {
-		a.Observer.MirrorWritten(err)
-	}
+	a.obs.MirrorWritten(err)
 	if err != nil {
 		// The record stays cached in memory and is written on next fetch.
 		a.log.ErrorContext(ctx, "user mirror write failed", "user_id", u.Key().String(), "err", err)
@@ -210,9 +207,6 @@ func (a *Authenticator) rememberAttrs(u models.User, attrs map[string]any, check
 	}
 	u.Fields = nil
 	cu := &cachedUser{user: u, attrs: attrs, checkAt: checkAt}
-	if a.Derive != nil {
-		cu.derived = a.Derive(&cu.user)
-	}
 	a.users.Add(u.Key(), cu)
 	return cu
 }

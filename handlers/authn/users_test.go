@@ -67,12 +67,11 @@ func usersSetup(t *testing.T, cfg Config) (*Authenticator, *memUsers, *usersFetc
 	old := models.User{ID: "1", Email: "ann@x", IsActive: true, IsStaff: true, FetchedAt: time.Now().Add(-time.Hour)}
 	us.db[old.Key().String()] = old
 	f := &usersFetcher{user: models.User{ID: "1", Email: "ann@x", IsActive: true, IsStaff: true}, byToken: map[string]error{}}
-	a, err := New(cfg, &countingVerifier{}, f, us, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	p := &usersPeers{}
+	a, err := New(cfg, Deps{Verifier: &countingVerifier{}, Fetcher: f, Store: us, Peers: p, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &usersPeers{}
-	a.Peers = p
 	return a, us, f, p
 }
 

@@ -140,7 +140,7 @@ func checkDatabase(ctx context.Context, s models.Settings, out io.Writer, proble
 
 // checkAuthService asks the auth service's verify endpoint.
 func checkAuthService(ctx context.Context, s models.Settings, out io.Writer, problem func(string, ...any)) {
-	rc, err := remote.New(s.AuthService, nil)
+	rc, err := remote.New(s.AuthService, remote.Options{})
 	if err == nil {
 		err = rc.Probe(ctx)
 	}

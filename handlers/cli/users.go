@@ -120,7 +120,7 @@ func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 			return err
 		}
 		// Every replica drops its cached copy and asks the auth service again.
-		pub := notify.NewPublisher(st, slog.New(slog.NewTextHandler(e.stderr, nil)))
+		pub := notify.NewPublisher(st, slog.New(slog.NewTextHandler(e.stderr, nil)), nil)
 		if err := pub.Publish(ctx, notify.Message{Kind: notify.KindUser, User: args[0]}); err != nil {
 			return fmt.Errorf("deleted user %q, but could not tell the running replicas: %w", args[0], err)
 		}

@@ -20,8 +20,8 @@ type Probe func(ctx context.Context) error
 type Checker struct {
 	interval time.Duration
 	log      *slog.Logger
-	// OnChange, when set, is told when a check becomes ready or not. Set before Start.
-	OnChange func(name string, ready bool)
+	// onChange, when set, is told when a check becomes ready or not.
+	onChange func(name string, ready bool)
 
 	mu      sync.Mutex
 	checks  []*check
@@ -43,8 +43,10 @@ type check struct {
 }
 
 // New returns a Checker; interval is readiness_interval.
-func New(interval time.Duration, log *slog.Logger) *Checker {
-	return &Checker{interval: interval, log: log}
+//
+// onChange, when not nil, is told when a check becomes ready or not.
+func New(interval time.Duration, log *slog.Logger, onChange func(name string, ready bool)) *Checker {
+	return &Checker{interval: interval, log: log, onChange: onChange}
 }
 
 // Add registers a check. It panics after Start: checks are wiring, fixed
@@ -139,8 +141,8 @@ func (c *Checker) notify(ch *check) {
 	if !changed {
 		return
 	}
-	if c.OnChange != nil {
-		c.OnChange(ch.name, ok)
+	if c.onChange != nil {
+		c.onChange(ch.name, ok)
 	}
 	if ok {
 		c.log.Info("readiness check passes", "check", ch.name)

@@ -36,11 +36,10 @@ func (s *healthSyncBuffer) String() string {
 func TestCheckerLogsAFailureFromTheStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs healthSyncBuffer
-		c := New(time.Hour, slog.New(slog.NewTextHandler(&logs, nil)))
 		var changes []string
-		c.OnChange = func(name string, ok bool) {
+		c := New(time.Hour, slog.New(slog.NewTextHandler(&logs, nil)), func(name string, ok bool) {
 			changes = append(changes, name+map[bool]string{true: " up", false: " down"}[ok])
-		}
+		})
 		c.Add("auth_service", func(context.Context) error { return errors.New("connection refused") })
 		c.Start()
 		synctest.Wait() // the first probe only: the next is half an hour away

@@ -14,15 +14,14 @@ func TestCheckerFollowsProbesAndStops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var dbDown atomic.Bool
 		var probes atomic.Int64
-		c := New(10*time.Second, slog.New(slog.DiscardHandler))
 		var changes []string
-		c.OnChange = func(name string, ok bool) {
+		c := New(10*time.Second, slog.New(slog.DiscardHandler), func(name string, ok bool) {
 			if ok {
 				changes = append(changes, name+" up")
 			} else {
 				changes = append(changes, name+" down")
 			}
-		}
+		})
 		c.Add("database", func(context.Context) error {
 			probes.Add(1)
 			if dbDown.Load() {
@@ -70,7 +69,7 @@ func TestCheckerFollowsProbesAndStops(t *testing.T) {
 func TestAnsweredKeepsPassingCheckFresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var fail atomic.Bool
-		c := New(10*time.Second, slog.New(slog.DiscardHandler))
+		c := New(10*time.Second, slog.New(slog.DiscardHandler), nil)
 		c.Add("auth_service", func(ctx context.Context) error {
 			if fail.Load() {
 				return errors.New("down")

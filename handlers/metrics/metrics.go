@@ -1,6 +1,7 @@
 // Package metrics holds jwtgate's Prometheus collectors, one registry per
-// gateway, and the hooks that feed them: an authn.Observer, the auth service
-// client's Observe and ObserveCircuit, per-route request and upstream
+// gateway, and the hooks that feed them: authentication events (it
+// implements authn.Observer), calls home and the circuit breaker
+// (remote.Observer), per-route request and upstream
 // series. Label children whose values are known at startup (routes,
 // endpoints, outcomes, reasons) are resolved once, so the warm path does a
 // map lookup and an atomic add, not a label hash.
@@ -16,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"jwtgate/handlers/authn"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
@@ -131,34 +131,45 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Registry returns the registry, for collectors added elsewhere.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+// The authn.Observer hooks: authentication events.
 
-// Observer returns authn hooks that count cache and refusal events.
-func (m *Metrics) Observer() authn.Observer {
-	return authn.Observer{
-		CacheHit:    m.cacheHits.Inc,
-		CacheMiss:   m.cacheMisses.Inc,
-		NegativeHit: m.negativeHits.Inc,
-		Coalesced:   m.coalesced.Inc,
-		Evicted:     m.evictions.Inc,
-		StaleServed: m.staleServed.Inc,
-		Refused: func(reason string) {
-			if c, ok := m.refusalsBy[reason]; ok {
-				c.Inc()
-				return
-			}
-			m.refusals.WithLabelValues(reason).Inc() // a reason added without updating the list
-		},
-		UserFetched: func(outcome string) { m.userFetches.WithLabelValues(outcome).Inc() },
-		MirrorWritten: func(err error) {
-			if err != nil {
-				m.mirrorFailed.Inc()
-				return
-			}
-			m.mirrorOK.Inc()
-		},
+// CacheHit counts a verify-cache hit.
+func (m *Metrics) CacheHit() { m.cacheHits.Inc() }
+
+// CacheMiss counts a verify-cache miss.
+func (m *Metrics) CacheMiss() { m.cacheMisses.Inc() }
+
+// NegativeHit counts a refusal served from the negative cache.
+func (m *Metrics) NegativeHit() { m.negativeHits.Inc() }
+
+// Coalesced counts a request that shared another's call home.
+func (m *Metrics) Coalesced() { m.coalesced.Inc() }
+
+// Evicted counts a verdict pushed out of a full cache.
+func (m *Metrics) Evicted() { m.evictions.Inc() }
+
+// StaleServed counts a verdict served past its TTL under stale_grace.
+func (m *Metrics) StaleServed() { m.staleServed.Inc() }
+
+// Refused counts a refusal by reason.
+func (m *Metrics) Refused(reason string) {
+	if c, ok := m.refusalsBy[reason]; ok {
+		c.Inc()
+		return
 	}
+	m.refusals.WithLabelValues(reason).Inc() // a reason added without updating the list
+}
+
+// UserFetched counts a user fetch by outcome.
+func (m *Metrics) UserFetched(outcome string) { m.userFetches.WithLabelValues(outcome).Inc() }
+
+// MirrorWritten counts a write of the user mirror, failed or not.
+func (m *Metrics) MirrorWritten(err error) {
+	if err != nil {
+		m.mirrorFailed.Inc()
+		return
+	}
+	m.mirrorOK.Inc()
 }
 
 // CacheEntries exports the verify cache's size, read at scrape time.
@@ -177,7 +188,7 @@ func (m *Metrics) SkippedJWKSKeys(n func() int64) {
 	}, func() float64 { return float64(n()) }))
 }
 
-// ObserveCall is remote.Client.Observe.
+// ObserveCall records one call home (remote.Observer).
 func (m *Metrics) ObserveCall(e remote.Endpoint, outcome string, d time.Duration) {
 	if int(e) >= len(m.calls) {
 		return
@@ -189,7 +200,7 @@ func (m *Metrics) ObserveCall(e remote.Endpoint, outcome string, d time.Duration
 	m.calls[e][i].Observe(d.Seconds())
 }
 
-// Circuit is remote.Client.ObserveCircuit.
+// Circuit records the circuit breaker's state (remote.Observer).
 func (m *Metrics) Circuit(state string) {
 	for _, s := range []string{"closed", "half-open", "open"} {
 		v := 0.0

@@ -51,13 +51,15 @@ type Message struct {
 type Publisher struct {
 	store *models.Store
 	log   *slog.Logger
-	// OnSent, when set, is told each publish's kind and error (for metrics).
-	OnSent func(kind string, err error)
+	// onSent, when set, is told each publish's kind and error (for metrics).
+	onSent func(kind string, err error)
 }
 
-// NewPublisher publishes through the store's database; on SQLite it does nothing.
-func NewPublisher(st *models.Store, log *slog.Logger) *Publisher {
-	return &Publisher{store: st, log: log}
+// NewPublisher publishes through the store's database; on SQLite it does
+// nothing. onSent, when not nil, is told each publish's kind and error
+// (for metrics).
+func NewPublisher(st *models.Store, log *slog.Logger, onSent func(kind string, err error)) *Publisher {
+	return &Publisher{store: st, log: log, onSent: onSent}
 }
 
 // TokenRevoked tells every replica to evict a token and, when until is
@@ -79,8 +81,8 @@ func (p *Publisher) send(m Message) {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	err := p.Publish(ctx, m)
-	if p.OnSent != nil {
-		p.OnSent(m.Kind, err)
+	if p.onSent != nil {
+		p.onSent(m.Kind, err)
 	}
 	if err != nil {
 		p.log.Error("could not tell the other replicas", "kind", m.Kind, "err", err)

@@ -1,0 +1,330 @@
+package authn
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"jwtgate/models"
+)
+
+// LocalConfig is what the local verifier needs from settings.
+type LocalConfig struct {
+	// Issuers are the trusted key sets. With one entry whose Issuer is
+	// empty (auth.local without issuers), iss is not checked.
+	Issuers    []IssuerConfig
+	Algorithms []string
+	Leeway     time.Duration
+	// RefreshInterval is how often each JWKS is fetched again.
+	RefreshInterval time.Duration
+	// RefetchInterval bounds the refetches an unknown kid causes, per JWKS.
+	RefetchInterval time.Duration
+	// Timeout bounds one JWKS fetch.
+	Timeout time.Duration
+	// HTTPClient fetches JWKS documents; nil means a pooled default.
+	HTTPClient *http.Client
+}
+
+// IssuerConfig is one trusted issuer: its keys (a JWKS URL or key entries)
+// and the audience its tokens must carry.
+type IssuerConfig struct {
+	// Setting is the settings key it came from, for error messages.
+	Setting  string
+	Issuer   string
+	JWKSURL  string
+	Keys     []string
+	Audience string
+}
+
+// LocalConfigFrom takes the local verifier's settings from settings.yaml.
+func LocalConfigFrom(s models.Settings) LocalConfig {
+	l := s.Auth.Local
+	cfg := LocalConfig{
+		Algorithms:      l.Algorithms,
+		Leeway:          l.Leeway,
+		RefreshInterval: l.JWKSRefreshInterval,
+		RefetchInterval: l.JWKSRefetchInterval,
+		Timeout:         s.AuthService.Timeout,
+	}
+	if len(l.Issuers) == 0 {
+		cfg.Issuers = []IssuerConfig{{Setting: "auth.local", Issuer: l.Issuer, JWKSURL: l.JWKSURL, Keys: l.Keys, Audience: l.Audience}}
+		return cfg
+	}
+	for i, is := range l.Issuers {
+		cfg.Issuers = append(cfg.Issuers, IssuerConfig{
+			Setting: fmt.Sprintf("auth.local.issuers[%d]", i), Issuer: is.Issuer,
+			JWKSURL: is.JWKSURL, Keys: is.Keys, Audience: cmp.Or(is.Audience, l.Audience),
+		})
+	}
+	return cfg
+}
+
+// Local verifies tokens in-process: signature against the issuer's keys
+// (PEM files, HMAC secrets from the environment, or a JWKS kept fresh by
+// keyfunc), the algorithm allowlist, the key type, exp/nbf, iss and aud.
+// It never calls the auth service. It is safe for concurrent use.
+type Local struct {
+	// single is the only key set when iss picks nothing (one issuer, no
+	// iss check, or one issuer whose iss is checked by its parser).
+	single   *keySet
+	byIssuer map[string]*keySet
+	sets     []*keySet
+	algs     []string
+	cancel   context.CancelFunc
+	// skippedKeys counts JWKS keys skipped as unusable (jwkFilter).
+	skippedKeys atomic.Int64
+}
+
+// SkippedKeys returns how many distinct JWKS keys were skipped as unusable
+// (private key material, an RSA key under 2048 bits, unparseable); each is
+// also logged once.
+func (l *Local) SkippedKeys() int64 { return l.skippedKeys.Load() }
+
+// keySet is one issuer's keys and the parser that checks its tokens.
+type keySet struct {
+	setting string
+	issuer  string
+	parser  *jwt.Parser
+	// static maps an allowed alg to the configured keys that fit it: a
+	// single key or a jwt.VerificationKeySet. Nil for a JWKS.
+	static map[string]any
+	jwks   *jwksKeys
+}
+
+// NewLocal builds the local verifier: it reads the PEM files, takes HMAC
+// secrets from getenv, and fetches every JWKS once. A JWKS that cannot be
+// fetched does not fail NewLocal: Ready reports it, tokens needing it get
+// models.ErrAuthUnavailable, and it is fetched again on the refresh
+// interval (and, rate-limited, when a token arrives). Close stops the
+// refreshes.
+func NewLocal(ctx context.Context, cfg LocalConfig, getenv func(string) string, log *slog.Logger, now func() time.Time) (*Local, error) {
+	if len(cfg.Issuers) == 0 {
+		return nil, errors.New("auth.local: no issuer configured")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	hc := *cfg.HTTPClient
+	hc.Transport = limitBody{next: cmpTransport(hc.Transport)}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &Local{byIssuer: map[string]*keySet{}, algs: slices.Clone(cfg.Algorithms), cancel: cancel}
+	var errs []error
+	for _, ic := range cfg.Issuers {
+		opts := []jwt.ParserOption{
+			jwt.WithValidMethods(cfg.Algorithms), // the allowlist, before any key is looked up
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithTimeFunc(now),
+		}
+		if ic.Issuer != "" {
+			opts = append(opts, jwt.WithIssuer(ic.Issuer))
+		}
+		if ic.Audience != "" {
+			opts = append(opts, jwt.WithAudience(ic.Audience))
+		}
+		ks := &keySet{setting: ic.Setting, issuer: ic.Issuer, parser: jwt.NewParser(opts...)}
+		if ic.JWKSURL != "" {
+			jc := hc // this issuer's client: its filter logs with its URL
+			jc.Transport = &jwkFilter{next: hc.Transport, url: ic.JWKSURL, log: log, skipped: &l.skippedKeys, logged: map[string]bool{}}
+			j, err := newJWKSKeys(bg, ic, cfg, &jc, log)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			ks.jwks = j
+		} else {
+			static, err := loadStatic(ic, cfg.Algorithms, getenv)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			ks.static = static
+		}
+		l.sets = append(l.sets, ks)
+		l.byIssuer[ic.Issuer] = ks
+	}
+	if err := errors.Join(errs...); err != nil {
+		cancel()
+		return nil, err
+	}
+	if len(l.sets) == 1 {
+		l.single = l.sets[0]
+	}
+	return l, nil
+}
+
+// Close stops the background JWKS refreshes.
+func (l *Local) Close() { l.cancel() }
+
+// Ready returns nil when every key set can verify tokens: static keys
+// always can; a JWKS once it has been fetched at least once (a failed
+// refresh later keeps the last good keys, so it stays ready).
+func (l *Local) Ready() error {
+	var errs []error
+	for _, ks := range l.sets {
+		if ks.jwks == nil {
+			continue
+		}
+		if err := ks.jwks.ready(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.jwks_url: %w", ks.setting, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Verify checks raw's signature, algorithm, key type, exp/nbf, iss and aud.
+// It returns nil, a *models.TokenError (matching models.ErrTokenInvalid),
+// or an error matching models.ErrAuthUnavailable when the issuer's JWKS has
+// never been fetched or cannot be fetched to look up an unknown kid.
+func (l *Local) Verify(ctx context.Context, raw string) error {
+	ks := l.single
+	if ks == nil {
+		iss, err := peekIssuer(raw)
+		if err != nil {
+			return err
+		}
+		if ks = l.byIssuer[iss]; ks == nil {
+			return errUntrustedIssuer
+		}
+	}
+	return l.verify(ctx, ks, raw)
+}
+
+// VerifyToken is Verify for a token the pre-checks (models.PrecheckToken)
+// have decoded already: its issuer's keys are picked by tok.Issuer, not by
+// decoding raw again.
+func (l *Local) VerifyToken(ctx context.Context, raw string, tok models.Token) error {
+	ks := l.single
+	if ks == nil {
+		if tok.Issuer == "" {
+			return errNoIssuer
+		}
+		if ks = l.byIssuer[tok.Issuer]; ks == nil {
+			return errUntrustedIssuer
+		}
+	}
+	return l.verify(ctx, ks, raw)
+}
+
+// Refusals of a token whose iss picks no trusted issuer.
+var (
+	errNoIssuer        = &models.TokenError{Reason: models.ReasonUnknownIssuer, Detail: "iss missing or not a string"}
+	errUntrustedIssuer = &models.TokenError{Reason: models.ReasonUnknownIssuer, Detail: "iss is not a trusted issuer"}
+)
+
+// verify checks raw against one issuer's keys and rules.
+func (l *Local) verify(ctx context.Context, ks *keySet, raw string) error {
+	var claims jwt.RegisteredClaims
+	keyFor := func(t *jwt.Token) (any, error) { return ks.key(ctx, t) }
+	tok, err := ks.parser.ParseWithClaims(raw, &claims, keyFor)
+	if err == nil {
+		return nil
+	}
+	err = classify(tok, &claims, err, l.algs)
+	if ks.jwks != nil && models.TokenReason(err) == models.ReasonBadSignature && tok != nil && tok.Header["kid"] == nil {
+		// Stock SimpleJWT tokens carry no kid, so a rotated key does not
+		// show as an unknown kid: refetch (rate-limited, shared) and try
+		// once more if the key set changed.
+		gen := ks.jwks.store.generation()
+		ks.jwks.refetch(ctx, "")
+		if ks.jwks.store.generation() != gen {
+			claims = jwt.RegisteredClaims{}
+			if tok, err = ks.parser.ParseWithClaims(raw, &claims, keyFor); err == nil {
+				return nil
+			}
+			err = classify(tok, &claims, err, l.algs)
+		}
+	}
+	return err
+}
+
+// peekIssuer reads iss from the claims without verifying anything: it only
+// picks which issuer's keys and rules to check the token with.
+func peekIssuer(raw string) (string, error) {
+	_, rest, _ := strings.Cut(raw, ".")
+	payload, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return "", &models.TokenError{Reason: models.ReasonMalformed, Detail: "not three segments"}
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return "", &models.TokenError{Reason: models.ReasonMalformed, Detail: "claims are not base64url"}
+	}
+	var c struct {
+		Iss any `json:"iss"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return "", &models.TokenError{Reason: models.ReasonMalformed, Detail: "undecodable claims"}
+	}
+	iss, ok := c.Iss.(string)
+	if !ok || iss == "" {
+		return "", errNoIssuer
+	}
+	return iss, nil
+}
+
+// classify turns golang-jwt's errors into our refusal reasons.
+func classify(tok *jwt.Token, claims *jwt.RegisteredClaims, err error, algs []string) error {
+	var te *models.TokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	if errors.Is(err, models.ErrAuthUnavailable) {
+		return fmt.Errorf("local verify: %w", err)
+	}
+	reason := models.ReasonMalformed
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		reason = models.ReasonAlgNotAllowed // alg unknown to golang-jwt
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		reason = models.ReasonBadSignature
+		if tok != nil && tok.Method != nil && !slices.Contains(algs, tok.Method.Alg()) {
+			reason = models.ReasonAlgNotAllowed
+		}
+	case errors.Is(err, jwt.ErrTokenExpired):
+		reason = models.ReasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		reason = models.ReasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		// golang-jwt does not say which claim: exp, iss or aud.
+		switch {
+		case claims.ExpiresAt == nil:
+			reason = models.ReasonNoExpiry
+		case claims.Issuer == "":
+			reason = models.ReasonWrongIssuer
+		default:
+			reason = models.ReasonWrongAudience
+		}
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		reason = models.ReasonWrongIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		reason = models.ReasonWrongAudience
+	}
+	return &models.TokenError{Reason: reason, Detail: "local verification failed"}
+}
+
+// key returns the key(s) to check t with, refusing any whose type does not
+// fit t's alg: an HS256 token must never be checked against an RSA public
+// key (whose PEM bytes an attacker knows) as an HMAC secret.
+func (ks *keySet) key(ctx context.Context, t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if ks.jwks == nil {
+		if k, ok := ks.static[alg]; ok {
+			return k, nil
+		}
+		return nil, &models.TokenError{Reason: models.ReasonAlgKeyMismatch, Detail: "no configured key fits alg " + alg}
+	}
+	return ks.jwks.key(ctx, t, alg)
+}

@@ -1,0 +1,165 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"jwtgate/handlers/authn"
+	"jwtgate/models"
+)
+
+// entry says how a request reached the decision. The decision is the same
+// for every entry; the entry only says which steps the request has already
+// been through (a built-in route is matched by the router, not the route
+// table) and who will read the identity headers.
+type entry uint8
+
+const (
+	// entryProxy is a request for a configured route, forwarded upstream.
+	entryProxy entry = iota
+	// entryCheck is forward-auth (/auth/check): a trusted proxy describes
+	// the request it is about to forward.
+	entryCheck
+	// entryBuiltin is one of the gateway's own endpoints that needs a
+	// caller (/auth/users/...): its route is given, nothing is forwarded.
+	//
+	// Entries later issues add (gRPC ext_authz, token introspection) are
+	// entryCheck-like: they turn their request into a decisionInput with
+	// the described method, path and headers, and the decision into their
+	// own answer, as handleCheck does.
+	entryBuiltin
+)
+
+// decisionInput is a request as the decision sees it, whatever way it came
+// in.
+type decisionInput struct {
+	Entry entry
+	// Method is the request's method, in any case: the decision compares
+	// it in upper case (decision.Method).
+	Method string
+	// Path is the percent-decoded request path as received, not cleaned.
+	// Ignored for entryBuiltin.
+	Path string
+	// Header are the request's headers. The decision cleans them in place
+	// (headerRules.clean, and dropForwarded unless Trusted): what the rule
+	// saw is then what goes upstream.
+	Header http.Header
+	// Trusted is set when the request came straight from a trusted proxy,
+	// whose forwarded metadata is believed.
+	Trusted bool
+	// Route is the built-in route of an entryBuiltin request.
+	Route *route
+}
+
+// decision is what the gateway decided about an allowed request.
+type decision struct {
+	// Route is the route that covers the request. It is set on a refusal
+	// too, once the route is known (for the access log and metrics).
+	Route *route
+	// Principal is the caller; nil when anonymous (an optional route, or
+	// auth: none).
+	Principal *authn.Principal
+	// Method is the method the route's methods and the allow rule were
+	// checked against: upper case, as an upstream that folds case (Django)
+	// reads "delete" as DELETE. The proxy forwards this method.
+	Method string
+	// CleanPath is the request path after cleaning (models.CleanPath): the
+	// path the route matched, the rule saw and the upstream gets.
+	CleanPath string
+	// Identity are the identity headers to send: upstream for the proxy,
+	// to the asking proxy for forward-auth. Empty when anonymous; nil for
+	// a built-in route.
+	Identity http.Header
+	// Remove are request headers that must not travel upstream (the token
+	// header of a route that does not forward it).
+	Remove []string
+	// Forward are request headers the gateway sends upstream as its own,
+	// so a Connection header cannot strip them (the token header of a
+	// route that forwards it).
+	Forward []string
+}
+
+// Refusals the decision returns before authentication; errorFor maps them
+// to the proxy's answers, forward-auth to its own (checkError).
+var errNoRoute = errors.New("no route covers this path")
+
+// pathError refuses a path a stack behind the gateway could read as another
+// (routeTable.resolve).
+type pathError struct{ why string }
+
+func (e *pathError) Error() string { return "request path refused: " + e.why }
+
+// methodError refuses a method the route does not allow.
+type methodError struct {
+	method string
+	allow  string // the route's Allow header
+}
+
+func (e *methodError) Error() string { return fmt.Sprintf("method %q not allowed", e.method) }
+
+// decider is the one access decision every entry point calls: resolve and
+// clean the path, match the route, check the method, apply the header
+// rules, authenticate, evaluate the allow rule and build the identity
+// headers. Entry points only turn their request into a decisionInput and
+// the decision (or its error) into their answer.
+type decider struct {
+	table   *routeTable
+	gate    gate
+	idn     identity
+	trusted trustedProxies
+}
+
+// decide decides in. On error the returned decision may carry the Route
+// (once matched); the error is one errorFor maps (or, for forward-auth,
+// checkError), wrapping what authentication returned.
+func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error) {
+	dec := decision{Method: strings.ToUpper(in.Method)}
+	rt := in.Route
+	if in.Entry != entryBuiltin {
+		clean, matched, why := d.table.resolve(in.Path)
+		dec.CleanPath = clean
+		if why != "" {
+			return dec, &pathError{why: why}
+		}
+		dec.Route, rt = matched, matched
+		if rt == nil {
+			return dec, errNoRoute
+		}
+		if !rt.allowsMethod(dec.Method) {
+			return dec, &methodError{method: in.Method, allow: rt.allow}
+		}
+		if !in.Trusted {
+			dropForwarded(in.Header)
+		}
+	}
+	dec.Route = rt
+	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin)
+	if err != nil {
+		return dec, err
+	}
+	dec.Principal = p
+	if in.Entry == entryBuiltin {
+		return dec, nil
+	}
+	dec.Identity = http.Header{}
+	if p != nil {
+		if err := d.idn.set(dec.Identity, p, rt); err != nil {
+			return dec, err
+		}
+	}
+	if rt.forwardsToken {
+		dec.Forward = d.gate.tokenHeader
+	} else {
+		dec.Remove = d.gate.tokenHeader
+	}
+	return dec, nil
+}
+
+// builtinRoute is a gateway endpoint that needs an authenticated caller
+// (/auth/users/...): no rule, no upstream.
+func builtinRoute(name string) *route {
+	return &route{CompiledRoute: models.CompiledRoute{Route: models.Route{Name: name, Auth: models.AuthRequired}}}
+}
