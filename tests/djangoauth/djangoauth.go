@@ -39,7 +39,7 @@ const python = "/usr/bin/python3"
 const (
 	installHint  = "install with: apt-get install -y python3-django python3-djangorestframework python3-djangorestframework-simplejwt gunicorn"
 	readyTimeout = 90 * time.Second
-	stopTimeout  = 5 * time.Second
+	stopTimeout  = 15 * time.Second // gunicorn drains in 4s; a loaded 2-core machine needs more to exit
 	// commandTimeout bounds migrate and the user commands; each takes under a second.
 	commandTimeout = 60 * time.Second
 )
