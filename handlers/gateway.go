@@ -163,6 +163,7 @@ func NewGateway(ctx context.Context, s models.Settings, log *slog.Logger, opt Op
 			hc.Answered(checkAuthService) // real traffic keeps readiness fresh between probes
 		}
 	}
+	rc.ObserveBulkhead = m.Bulkhead() // auth_service.max_in_flight: calls in flight, queue wait
 	rc.ObserveCircuit = func(state string) {
 		m.Circuit(state)
 		if state == "open" {

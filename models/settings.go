@@ -65,6 +65,9 @@ type AuthService struct {
 	BodyTimeout time.Duration `yaml:"body_timeout"`
 	// Circuit stops calls home for a while after repeated failures.
 	Circuit Circuit `yaml:"circuit"`
+	// MaxInFlight bounds the calls home made at once, all kinds together
+	// (the bulkhead); the rest wait in FIFO order.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Circuit configures the circuit breaker on calls to the auth service.
@@ -428,6 +431,7 @@ func DefaultSettings() Settings {
 			MaxBodyBytes:  64 << 10,
 			BodyTimeout:   10 * time.Second,
 			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
+			MaxInFlight:   32,
 		},
 		Auth: Auth{
 			HeaderName:  "Authorization",
@@ -622,6 +626,9 @@ func (s *Settings) Validate() error {
 	}
 	if as.BodyTimeout < 0 {
 		bad("auth_service.body_timeout", "must not be negative (0 turns it off), got %s", as.BodyTimeout)
+	}
+	if as.MaxInFlight <= 0 {
+		bad("auth_service.max_in_flight", "must be a positive number of calls, got %d", as.MaxInFlight)
 	}
 	if as.Circuit.Failures < 0 {
 		bad("auth_service.circuit.failures", "must not be negative (0 turns the breaker off), got %d", as.Circuit.Failures)

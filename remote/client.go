@@ -61,6 +61,8 @@ type Client struct {
 	coolDown time.Duration
 	openedAt atomic.Int64 // unix nanoseconds the circuit last opened
 
+	bulkhead *bulkhead // auth_service.max_in_flight
+
 	// Observe, when set, is told about every call home (for metrics). The
 	// outcome is "2xx".."5xx", "error" (no answer) or "circuit_open" (not
 	// made). Set before use.
@@ -68,6 +70,9 @@ type Client struct {
 	// ObserveCircuit, when set, is told the breaker's new state: "closed",
 	// "half-open" or "open". Set before use.
 	ObserveCircuit func(state string)
+	// ObserveBulkhead, when set, is told the calls in flight and each
+	// call's wait for a slot. Set before use.
+	ObserveBulkhead BulkheadObserver
 }
 
 // CircuitOpenError is returned, without calling, while the circuit is open
@@ -168,6 +173,7 @@ func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
 		http:     hc,
 		timeout:  cfg.Timeout,
 		coolDown: cfg.Circuit.CoolDown,
+		bulkhead: newBulkhead(max(cfg.MaxInFlight, 1)),
 	}
 	if n := cfg.Circuit.Failures; n > 0 {
 		c.breaker = gobreaker.NewCircuitBreaker[Response](gobreaker.Settings{
@@ -408,16 +414,39 @@ func quoteCode(code string) string {
 // path does not format strings.
 var outcomes = [...]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// do makes one call home through the breaker; o says who chose its content.
+// InFlight returns how many calls home hold a slot in the bulkhead now.
+func (c *Client) InFlight() int { return int(c.bulkhead.inFlight.Load()) }
+
+// admit waits for a slot in the bulkhead, for at most the call timeout
+// (less if ctx ends first). While the circuit is open it does not wait: the
+// breaker refuses the call at once anyway.
+func (c *Client) admit(ctx context.Context) (release func(), err error) {
+	if c.breaker != nil && c.breaker.State() == gobreaker.StateOpen {
+		return func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.bulkhead.acquire(ctx, c.ObserveBulkhead)
+}
+
+// do makes one call home through the bulkhead and the breaker; o says who
+// chose its content. The wait for a slot and the call itself are bounded
+// by the call timeout each: a call that queued is not left with less time
+// for the auth service to answer (a timeout then would be the queue's
+// doing, yet count against the circuit breaker).
 func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http.Header, body []byte, o origin) (Response, error) {
 	if id := RequestID(ctx); id != "" && h.Get("X-Request-Id") == "" {
 		h.Set("X-Request-Id", id)
 	}
+	release, err := c.admit(ctx)
+	if err != nil {
+		return Response{}, fmt.Errorf("%s %s: %w", e, c.base.Host, err)
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
 	var resp Response
-	var err error
 	if c.breaker == nil {
 		resp, err = c.roundTrip(ctx, method, path, h, body)
 	} else {
