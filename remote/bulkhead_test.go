@@ -362,3 +362,37 @@ func TestBulkheadErrorMessage(t *testing.T) {
 		t.Errorf("error %q", msg)
 	}
 }
+
+// TestBulkheadCutShortTimeoutsDoNotTrip: a call whose caller's deadline
+// (spent queueing) leaves the auth service much less than the call timeout
+// does not open the circuit when it times out; a call that had the whole
+// timeout does (TestBreakerCountsOnlyTheServicesOwnFailures).
+func TestBulkheadCutShortTimeoutsDoNotTrip(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	cfg := models.DefaultSettings().AuthService
+	cfg.URL, cfg.Timeout, cfg.MaxInFlight = srv.URL, 2*time.Second, 4
+	cfg.Circuit.Failures, cfg.Circuit.CoolDown = 1, time.Hour
+	c, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := c.Verify(ctx, "a.b.c")
+		cancel()
+		if !errors.Is(err, models.ErrAuthUnavailable) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if got := c.CircuitState(); got != "closed" {
+		t.Errorf("circuit %s after timeouts the caller's deadline caused, want closed", got)
+	}
+}
