@@ -213,13 +213,22 @@ cpu_ticks() {
   awk '{ print $12 + $13 }' <<<"$stat"
 }
 
+# gw_requests NAME: requests gateway NAME has answered so far, by its
+# /metrics (0 for a bare row: no NAME).
+gw_requests() {
+  [ -n "$1" ] || { echo 0; return; }
+  curl -fsS "${metrics_url[$1]}" 2>/dev/null | awk '/^jwtgate_http_requests_total\{/ { s += $NF } END { printf "%d\n", s }'
+}
+
 # measure ROW ROUND: one wrk run of a row; appends its RESULT line, the
-# calls home it caused and the CPU time its server used to $work/res/ROW.
+# calls home it caused, the CPU time its server used and the requests that
+# reached the gateway to $work/res/ROW.
 mkdir -p "$work/res"
 measure() {
-  local row=$1 round=$2 file=${rowfile[$1]} before after outp line t0 t1
+  local row=$1 round=$2 file=${rowfile[$1]} before after outp line t0 t1 g0 g1
   ((${rowround[$row]:-0})) && file=$file.$round
   before=$(calls_home)
+  g0=$(gw_requests "${rowgw[$row]:-}")
   t0=$(cpu_ticks "${rowpid[$row]}")
   outp=$(wrk -t"$threads" -c"$conns" -d"$duration" --timeout 5s -s tests/load/tokens.lua "${rowurl[$row]}" -- "$file" "${rowmode[$row]}" 2>&1) \
     || die "wrk failed for row $row: $outp"
@@ -228,8 +237,9 @@ measure() {
   # a little later (a shared verify call outlives its client).
   [ -n "${rowsettle[$row]:-}" ] && sleep "${rowsettle[$row]}"
   after=$(calls_home)
+  g1=$(gw_requests "${rowgw[$row]:-}")
   line=$(grep '^RESULT ' <<<"$outp") || die "no RESULT from wrk for row $row: $outp"
-  echo "$round ${line#RESULT } calls=$((after - before)) cpu_ticks=$((t1 - t0))" >>"$work/res/$row"
+  echo "$round ${line#RESULT } calls=$((after - before)) cpu_ticks=$((t1 - t0)) arrived=$((g1 - g0))" >>"$work/res/$row"
 }
 
 rowname=(
@@ -251,7 +261,7 @@ rowname=(
 )
 # rowbase: the bare row driven by the same Lua script over the same kind of
 # token set; a bare row is its own.
-declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle
+declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle rowgw
 rowbase=([1]=1 [2]=1 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7)
 rows=()
 local_note=""
@@ -284,6 +294,10 @@ if ((rows_on)); then
   rowpid=([1]=${pid[bare]} [2]=${pid[remote]} [3]=${pid[remote]} [4]=${pid[bare]} [5]=${pid[remote]}
     [6]=${pid[stopped]} [7]=${pid[bare]} [8]=${pid[cold]} [9]=${pid[late]})
   rowsettle=([9]=$settle)
+  # The gateway whose /metrics count the requests that reached it: calls
+  # home per request divide by those (wrk's own count of requests sent
+  # includes some it generated but never wrote when it stopped).
+  rowgw=([2]=remote [3]=remote [5]=remote [6]=stopped [8]=cold [9]=late)
 
   # Local verification, every request a new token: a verdict cache of one
   # entry, so every request's signature is checked even when a token file
@@ -322,6 +336,7 @@ if ((rows_on)); then
     rowfile+=([10]=$work/RS256.tok [11]=$work/RS256.tok [12]=$work/ES256.tok [13]=$work/ES256.tok [14]=$work/HS256.tok)
     rowmode+=([10]=once [11]=once [12]=once [13]=once [14]=once)
     rowpid+=([10]=${pid[bare]} [11]=${pid[RS256]} [12]=${pid[bare]} [13]=${pid[ES256]} [14]=${pid[HS256]})
+    rowgw+=([11]=RS256 [13]=ES256 [14]=HS256)
   fi
 
   log "warming caches"
@@ -409,6 +424,7 @@ if ((rows_on)); then
     p50=$(field "$row" p50_us | median)
     spread=$(field "$row" rps | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f–%.0f", lo, hi }')
     reqs=$(field "$row" sent | awk '{ s += $1 } END { print s }')
+    [ -n "${rowgw[$row]:-}" ] && reqs=$(field "$row" arrived | awk '{ s += $1 } END { print s }')
     calls=$(field "$row" calls | awk '{ s += $1 } END { print s }')
     bad=$(field "$row" non2xx | awk '{ s += $1 } END { print s }')
     errs=$(field "$row" errors | awk '{ s += $1 } END { print s }')
@@ -464,7 +480,8 @@ the fake auth service and the gateway (log level warn). Every row sends the same
 each gateway row's ratios are against its bare row (column \"Bare row\"): the bare proxy driven by the same script
 over the same kind of token set, so the client's cost is the same on both sides. CPU µs / request is the serving
 process's own utime+stime (/proc/PID/stat) over the row divided by the requests answered: the gateway's for a
-gateway row, the bare proxy's for a bare row. Calls home are counted by the fake auth service.
+gateway row, the bare proxy's for a bare row. Calls home are counted by the fake auth service and divided by the
+requests that reached the gateway (its jwtgate_http_requests_total, read after the row's calls have settled).
 ${local_note:+
 $local_note
 }"
