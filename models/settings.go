@@ -66,7 +66,8 @@ type AuthService struct {
 	// Circuit stops calls home for a while after repeated failures.
 	Circuit Circuit `yaml:"circuit"`
 	// MaxInFlight bounds the calls home made at once, all kinds together
-	// (the bulkhead); the rest wait in FIFO order.
+	// (the bulkhead); the rest wait in FIFO order. Zero (a literal built
+	// without DefaultSettings) means DefaultMaxInFlight.
 	MaxInFlight int `yaml:"max_in_flight"`
 }
 
@@ -376,6 +377,9 @@ type RouteIdentity struct {
 	Fields []string `yaml:"fields"`
 }
 
+// DefaultMaxInFlight is auth_service.max_in_flight when it is not set.
+const DefaultMaxInFlight = 32
+
 // DefaultBodyTimeout is routes[].body_timeout when it is not set.
 const DefaultBodyTimeout = 60 * time.Second
 
@@ -431,7 +435,7 @@ func DefaultSettings() Settings {
 			MaxBodyBytes:  64 << 10,
 			BodyTimeout:   10 * time.Second,
 			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
-			MaxInFlight:   32,
+			MaxInFlight:   DefaultMaxInFlight,
 		},
 		Auth: Auth{
 			HeaderName:  "Authorization",

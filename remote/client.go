@@ -5,6 +5,7 @@ package remote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -179,7 +180,7 @@ func New(cfg models.AuthService, hc *http.Client) (*Client, error) {
 		http:     hc,
 		timeout:  cfg.Timeout,
 		coolDown: cfg.Circuit.CoolDown,
-		bulkhead: newBulkhead(max(cfg.MaxInFlight, 1)),
+		bulkhead: newBulkhead(cmp.Or(max(cfg.MaxInFlight, 0), models.DefaultMaxInFlight)),
 	}
 	if n := cfg.Circuit.Failures; n > 0 {
 		c.breaker = gobreaker.NewCircuitBreaker[Response](gobreaker.Settings{
