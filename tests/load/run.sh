@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # jwtgate load benchmark: one command builds the gateway, the fake auth
 # service and loadkit, starts them on 127.0.0.1 with a tiny upstream, and
-# measures with wrk (one thread), in alternating order, rows of three kinds.
+# measures with wrk (one thread), in alternating order, these rows.
 # Every gateway row is compared with a bare httputil.ReverseProxy row driven
 # by the same wrk Lua script over the same kind of token set (same mode,
 # same token length), so the client's cost is equal on both sides:
