@@ -87,6 +87,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	hc := health.New(s.ReadinessInterval, log, m.Ready)
 	rc, err := remote.New(s.AuthService, remote.Options{
 		Observer: authServiceObserver{m: m, health: hc, log: log, coolDown: s.AuthService.Circuit.CoolDown},
+		Bulkhead: m.Bulkhead(), // auth_service.max_in_flight: calls in flight, queue wait
 	})
 	if err != nil {
 		return nil, errors.Join(err, store.Close())

@@ -146,12 +146,11 @@ func (t instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // fail answers err as errorFor maps it, with Retry-After when the auth
-// service's circuit is open: the client learns when to come back instead of
-// retrying into a breaker that refuses at once.
+// service's circuit is open or its bulkhead full: the client learns when to
+// come back instead of retrying into a breaker that refuses at once.
 func fail(c *gin.Context, log *slog.Logger, err error) {
-	var open *remote.CircuitOpenError
-	if errors.As(err, &open) {
-		c.Header("Retry-After", strconv.Itoa(max(int((open.RetryAfter+time.Second-1)/time.Second), 1)))
+	if d, ok := remote.RetryAfter(err); ok {
+		c.Header("Retry-After", strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1)))
 	}
 	var throttled *authn.ThrottledError
 	if errors.As(err, &throttled) {

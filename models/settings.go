@@ -47,6 +47,10 @@ type AuthService struct {
 	BodyTimeout time.Duration `yaml:"body_timeout"`
 	// Circuit stops calls home for a while after repeated failures.
 	Circuit Circuit `yaml:"circuit"`
+	// MaxInFlight bounds the calls home made at once, all kinds together
+	// (the bulkhead); the rest wait in FIFO order. Zero (a literal built
+	// without DefaultSettings) means DefaultMaxInFlight.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Circuit configures the circuit breaker on calls to the auth service.
@@ -284,6 +288,9 @@ type RouteIdentity struct {
 	Fields []string `yaml:"fields"`
 }
 
+// DefaultMaxInFlight is auth_service.max_in_flight when it is not set.
+const DefaultMaxInFlight = 32
+
 // DefaultBodyTimeout is routes[].body_timeout when it is not set.
 const DefaultBodyTimeout = 60 * time.Second
 
@@ -339,6 +346,7 @@ func DefaultSettings() Settings {
 			MaxBodyBytes:  64 << 10,
 			BodyTimeout:   10 * time.Second,
 			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
+			MaxInFlight:   DefaultMaxInFlight,
 		},
 		Auth: Auth{
 			HeaderName:  "Authorization",

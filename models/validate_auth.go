@@ -27,6 +27,9 @@ func (as AuthService) validate(p *problemList) {
 	if as.BodyTimeout < 0 {
 		p.add("auth_service.body_timeout", "must not be negative (0 turns it off), got %s", as.BodyTimeout)
 	}
+	if as.MaxInFlight <= 0 {
+		p.add("auth_service.max_in_flight", "must be a positive number of calls, got %d", as.MaxInFlight)
+	}
 	if as.Circuit.Failures < 0 {
 		p.add("auth_service.circuit.failures", "must not be negative (0 turns the breaker off), got %d", as.Circuit.Failures)
 	}

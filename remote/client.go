@@ -5,6 +5,7 @@ package remote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,7 +62,9 @@ type Client struct {
 	coolDown time.Duration
 	openedAt atomic.Int64 // unix nanoseconds the circuit last opened
 
-	obs Observer
+	obs      Observer
+	bulkhead *bulkhead        // auth_service.max_in_flight
+	bobs     BulkheadObserver // nil: nobody
 }
 
 // Observer is told about calls home and the circuit breaker (for metrics
@@ -81,6 +84,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Observer is told about calls and the breaker; nil means nobody.
 	Observer Observer
+	// Bulkhead is told the calls in flight and each call's wait for a
+	// slot (auth_service.max_in_flight); nil means nobody.
+	Bulkhead BulkheadObserver
 }
 
 type nopObserver struct{}
@@ -111,6 +117,12 @@ var errServerError = errors.New("auth service answered 5xx")
 // for the breaker (a 500 to a client's content): were it a success, a
 // client could keep the circuit closed during a real outage.
 var errUncounted = errors.New("auth service answered 5xx to client content")
+
+// errCutShort marks a timeout of a call that had much less than
+// auth_service.timeout left when it got its slot in the bulkhead: the
+// caller's deadline (spent queueing) ended it, not a slow service, so it
+// does not count against the circuit breaker.
+var errCutShort = errors.New("the caller's deadline left the auth service too little time")
 
 // origin says who chose a call's content, which decides whether a 5xx
 // answer to it counts against the circuit breaker.
@@ -177,6 +189,8 @@ func New(cfg models.AuthService, opt Options) (*Client, error) {
 		timeout:  cfg.Timeout,
 		coolDown: cfg.Circuit.CoolDown,
 		obs:      obs,
+		bulkhead: newBulkhead(cmp.Or(max(cfg.MaxInFlight, 0), models.DefaultMaxInFlight)),
+		bobs:     opt.Bulkhead,
 	}
 	if n := cfg.Circuit.Failures; n > 0 {
 		c.breaker = gobreaker.NewCircuitBreaker[Response](gobreaker.Settings{
@@ -188,7 +202,7 @@ func New(cfg models.AuthService, opt Options) (*Client, error) {
 			// Neither failure nor success: a 500 to a client's content, and a
 			// caller that went away (it says nothing about the auth service).
 			IsExcluded: func(err error) bool {
-				return err != nil && (errors.Is(err, errUncounted) || !breakerCounts(0, err, clientContent))
+				return err != nil && (errors.Is(err, errUncounted) || errors.Is(err, errCutShort) || !breakerCounts(0, err, clientContent))
 			},
 			OnStateChange: func(_ string, _, to gobreaker.State) {
 				if to == gobreaker.StateOpen {
@@ -240,7 +254,7 @@ func (c *Client) probeTrip(ctx context.Context, h http.Header, body []byte) (Res
 	if c.breaker == nil {
 		return c.roundTrip(ctx, http.MethodPost, path, h, body)
 	}
-	resp, err := c.breaker.Execute(c.counted(ctx, http.MethodPost, path, h, body, gatewayContent))
+	resp, err := c.breaker.Execute(c.counted(ctx, http.MethodPost, path, h, body, gatewayContent, false))
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return c.roundTrip(ctx, http.MethodPost, path, h, body)
@@ -251,11 +265,15 @@ func (c *Client) probeTrip(ctx context.Context, h http.Header, body []byte) (Res
 }
 
 // counted returns a breaker call that makes one round trip and reports
-// the outcomes breakerCounts names as failures, other 5xx as excluded.
-func (c *Client) counted(ctx context.Context, method, path string, h http.Header, body []byte, o origin) func() (Response, error) {
+// the outcomes breakerCounts names as failures, other 5xx as excluded, and
+// a timeout as excluded when cut says the caller's deadline left the call
+// too little time.
+func (c *Client) counted(ctx context.Context, method, path string, h http.Header, body []byte, o origin, cut bool) func() (Response, error) {
 	return func() (Response, error) {
 		r, err := c.roundTrip(ctx, method, path, h, body)
 		switch {
+		case err != nil && cut && errors.Is(err, context.DeadlineExceeded):
+			return r, fmt.Errorf("%w (%w)", err, errCutShort)
 		case err != nil:
 			return r, err
 		case breakerCounts(r.Status, nil, o):
@@ -412,20 +430,53 @@ func quoteCode(code string) string {
 // path does not format strings.
 var outcomes = [...]string{"error", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
-// do makes one call home through the breaker; o says who chose its content.
+// InFlight returns how many calls home hold a slot in the bulkhead now.
+func (c *Client) InFlight() int { return int(c.bulkhead.inFlight.Load()) }
+
+// admit waits for a slot in the bulkhead, for at most the call timeout
+// (less if ctx ends first). While the circuit is open it does not wait: the
+// breaker refuses the call at once anyway.
+func (c *Client) admit(ctx context.Context) (release func(), err error) {
+	if c.breaker != nil && c.breaker.State() == gobreaker.StateOpen {
+		return func() {}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.bulkhead.acquire(ctx, c.bobs)
+}
+
+// cutShort says whether ctx leaves a call under 90% of the call timeout:
+// its caller's deadline (authn bounds a shared verify call by the same
+// timeout) was mostly spent waiting for a slot.
+func (c *Client) cutShort(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < c.timeout*9/10
+}
+
+// do makes one call home through the bulkhead and the breaker; o says who
+// chose its content. The wait for a slot and then the round trip are each
+// bounded by the call timeout and by ctx: a caller without a deadline of
+// its own does not lose the time it queued. A caller whose deadline was
+// mostly spent queueing can time out in the round trip; that timeout is
+// the queue's doing and does not count against the circuit breaker.
 func (c *Client) do(ctx context.Context, e Endpoint, method, path string, h http.Header, body []byte, o origin) (Response, error) {
 	if id := models.RequestID(ctx); id != "" && h.Get("X-Request-Id") == "" {
 		h.Set("X-Request-Id", id)
 	}
+	release, err := c.admit(ctx)
+	if err != nil {
+		return Response{}, fmt.Errorf("%s %s: %w", e, c.base.Host, err)
+	}
+	defer release()
+	cut := c.cutShort(ctx)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
 	var resp Response
-	var err error
 	if c.breaker == nil {
 		resp, err = c.roundTrip(ctx, method, path, h, body)
 	} else {
-		resp, err = c.breaker.Execute(c.counted(ctx, method, path, h, body, o))
+		resp, err = c.breaker.Execute(c.counted(ctx, method, path, h, body, o, cut))
 		if errors.Is(err, errServerError) || errors.Is(err, errUncounted) {
 			err = nil // counted or not, the answer is still the answer
 		}

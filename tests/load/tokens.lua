@@ -2,8 +2,9 @@
 -- read from a file, so every row of the benchmark pays the same Lua cost.
 --
 --   wrk ... -s tokens.lua URL -- FILE random   a random token of FILE per request
---   wrk ... -s tokens.lua URL -- FILE once     thread N walks FILE.N in order: each
---                                             token is used once (cold), then wraps
+--   wrk ... -s tokens.lua URL -- FILE once     thread N walks FILE.N (with one thread:
+--                                             FILE) in order: each token is used
+--                                             once (cold), then wraps
 --
 -- done() prints one machine-readable line:
 --   RESULT requests=N sent=N duration_us=N rps=N p50_us=N p99_us=N non2xx=N errors=N wrapped=N
@@ -21,7 +22,14 @@ function init(args)
   local file = args[1]
   mode = args[2] or "random"
   if mode == "once" then
-    file = file .. "." .. id
+    -- FILE.N when the tokens were split per thread, else FILE itself (-t1).
+    local f = io.open(file .. "." .. id)
+    if f then
+      f:close()
+      file = file .. "." .. id
+    elseif id > 0 then
+      error("no " .. file .. "." .. id .. ": mint the tokens with -split THREADS")
+    end
   end
   tokens = {}
   for line in io.lines(file) do

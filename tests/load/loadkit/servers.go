@@ -100,6 +100,7 @@ func cmdUpstream(ctx context.Context, fs *flag.FlagSet, args []string, stdout io
 func cmdProxy(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
 	target := fs.String("target", "", "upstream base URL")
+	delay := fs.Duration("delay", 0, "hold every request this long before forwarding it (a slow auth service)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -107,7 +108,27 @@ func cmdProxy(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Wr
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return fmt.Errorf("-target %q: want an http:// URL", *target)
 	}
-	return serve(ctx, *listen, proxyHandler(u), stdout)
+	if *delay < 0 {
+		return fmt.Errorf("-delay %s: must not be negative", *delay)
+	}
+	return serve(ctx, *listen, delayed(*delay, proxyHandler(u)), stdout)
+}
+
+// delayed holds each request for d (less if its client goes away) before
+// passing it to h; d = 0 returns h itself.
+func delayed(d time.Duration, h http.Handler) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			h.ServeHTTP(w, r)
+		case <-r.Context().Done():
+		}
+	})
 }
 
 func cmdFreePort(_ context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {

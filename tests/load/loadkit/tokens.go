@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -26,11 +29,23 @@ import (
 )
 
 func cmdKeygen(_ context.Context, fs *flag.FlagSet, args []string, _ io.Writer) error {
-	dir := fs.String("dir", ".", "directory for private.pem and public.pem")
+	dir := fs.String("dir", ".", "directory for the key pair")
+	alg := fs.String("alg", "RS256", "RS256 (RSA 2048: private.pem, public.pem) or ES256 (P-256: es256-private.pem, es256-public.pem)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	var key crypto.Signer
+	var err error
+	prefix := ""
+	switch *alg {
+	case "RS256":
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "ES256":
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		prefix = "es256-"
+	default:
+		return fmt.Errorf("-alg %q: want RS256 or ES256", *alg)
+	}
 	if err != nil {
 		return fmt.Errorf("generate key: %w", err)
 	}
@@ -38,14 +53,14 @@ func cmdKeygen(_ context.Context, fs *flag.FlagSet, args []string, _ io.Writer) 
 	if err != nil {
 		return err
 	}
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pub, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(*dir, "private.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(*dir, prefix+"private.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}), 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(*dir, "public.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+	return os.WriteFile(filepath.Join(*dir, prefix+"public.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
 }
 
 // minter signs access tokens shaped like SimpleJWT's (and the fake auth
@@ -57,25 +72,29 @@ type minter struct {
 	now    time.Time
 }
 
-func newMinter(secret, rsaKeyFile string, ttl time.Duration) (*minter, error) {
+func newMinter(secret, keyFile string, ttl time.Duration) (*minter, error) {
 	m := &minter{ttl: ttl, now: time.Now()}
 	switch {
-	case secret != "" && rsaKeyFile != "":
-		return nil, errors.New("give either a secret (HS256) or -rsa-key (RS256), not both")
+	case secret != "" && keyFile != "":
+		return nil, errors.New("give either a secret (HS256) or -key (RS256, ES256), not both")
 	case secret != "":
 		m.method, m.key = jwt.SigningMethodHS256, []byte(secret)
-	case rsaKeyFile != "":
-		b, err := os.ReadFile(rsaKeyFile)
+	case keyFile != "":
+		b, err := os.ReadFile(keyFile)
 		if err != nil {
 			return nil, err
 		}
-		k, err := jwt.ParseRSAPrivateKeyFromPEM(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", rsaKeyFile, err)
+		if k, err := jwt.ParseRSAPrivateKeyFromPEM(b); err == nil {
+			m.method, m.key = jwt.SigningMethodRS256, k
+			break
 		}
-		m.method, m.key = jwt.SigningMethodRS256, k
+		k, err := jwt.ParseECPrivateKeyFromPEM(b)
+		if err != nil || k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%s: neither an RSA nor a P-256 private key (%v)", keyFile, err)
+		}
+		m.method, m.key = jwt.SigningMethodES256, k
 	default:
-		return nil, errors.New("need $LOADKIT_SECRET (HS256) or -rsa-key (RS256)")
+		return nil, errors.New("need $LOADKIT_SECRET (HS256) or -key (RS256, ES256)")
 	}
 	return m, nil
 }
@@ -102,7 +121,8 @@ func cmdMint(_ context.Context, fs *flag.FlagSet, args []string, _ io.Writer) er
 	count := fs.Int("count", 1, "number of tokens")
 	out := fs.String("out", "", "output file (with -split K: FILE.0 .. FILE.K-1)")
 	split := fs.Int("split", 1, "deal the tokens round-robin into this many files")
-	rsaKey := fs.String("rsa-key", "", "sign RS256 with this PEM private key instead of HS256 with $LOADKIT_SECRET")
+	key := fs.String("key", "", "sign with this PEM private key (RSA: RS256, P-256: ES256) instead of HS256 with $LOADKIT_SECRET")
+	fs.StringVar(key, "rsa-key", "", "the same as -key (older name)")
 	ttl := fs.Duration("ttl", 3*time.Hour, "token lifetime")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -111,10 +131,10 @@ func cmdMint(_ context.Context, fs *flag.FlagSet, args []string, _ io.Writer) er
 		return errors.New("need -users >= 1, -count >= 1, -split >= 1 and -out")
 	}
 	secret := os.Getenv("LOADKIT_SECRET")
-	if *rsaKey != "" {
-		secret = "" // -rsa-key wins over the environment
+	if *key != "" {
+		secret = "" // -key wins over the environment
 	}
-	m, err := newMinter(secret, *rsaKey, *ttl)
+	m, err := newMinter(secret, *key, *ttl)
 	if err != nil {
 		return err
 	}
