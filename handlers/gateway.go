@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,7 +24,8 @@ import (
 
 // Gateway is jwtgate wired together: the HTTP handler and what it owns.
 type Gateway struct {
-	// Handler serves the whole HTTP surface except /metrics.
+	// Handler serves the whole HTTP surface except /metrics, with the
+	// current settings (Reload swaps them).
 	Handler http.Handler
 	// Metrics serves the Prometheus registry, for metrics_listen only.
 	Metrics http.Handler
@@ -34,14 +37,49 @@ type Gateway struct {
 	Remote *remote.Client
 	// Local is the in-process verifier of verify: local and hybrid; nil for
 	// verify: remote. Its Ready says whether every JWKS has been fetched.
+	// A reload that changes auth.local replaces it: read it only while no
+	// reload runs.
 	Local *authn.Local
 	// Health probes the readiness checks in the background.
 	Health *health.Checker
 
+	// snap is the settings the gateway runs on: replaced whole by Reload,
+	// so a request that started on one finishes on it.
+	snap atomic.Pointer[snapshot]
+	core core
+	// reloadMu serialises reloads.
+	reloadMu  sync.Mutex
 	stopPeers func() // stops the peer listener and waits; nil without one
-	upstreams *http.Transport
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// core are the long-lived parts every snapshot shares: a reload keeps
+// them (and the caches and revocations they hold).
+type core struct {
+	ctx       context.Context // for the JWKS refreshes of a new local verifier
+	log       *slog.Logger
+	now       func() time.Time
+	getenv    func(string) string
+	store     *models.Store
+	m         *metrics.Metrics
+	health    *health.Checker
+	remote    *remote.Client
+	upstreams *http.Transport
+}
+
+// snapshot is everything built from one version of the settings: the
+// router (routes, rules, identity headers, trusted proxies, forward-auth,
+// throttles, timeouts) and the local verifier. It is immutable once built.
+type snapshot struct {
+	cfg      *models.Runtime // the compiled settings (models.Compile)
+	settings models.Settings // cfg.Settings
+	router   *gin.Engine
+	local    *authn.Local // nil for verify: remote
+	login    *loginGuard
+	budget   *callBudget // nil: calls home unbounded
+	auth     authn.Config
+	authn    *authn.Authenticator // a view with auth's settings
 }
 
 // Options adjust a Gateway for tests; the zero value is production.
@@ -92,51 +130,25 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
+	g := &Gateway{Metrics: m.Handler(), Store: store, Remote: rc, Health: hc}
+	g.core = core{ctx: context.WithoutCancel(ctx), log: log, now: now, getenv: getenv, store: store, m: m, health: hc, remote: rc, upstreams: upstreamTransport()}
+	g.Handler = gatewayHandler{g}
+	fail := func(snap *snapshot, err error) (*Gateway, error) {
+		if snap != nil && snap.local != nil {
+			snap.local.Close()
+		}
+		return nil, errors.Join(err, store.Close())
+	}
+	snap, err := g.verification(ctx, cfg, nil)
+	if err != nil {
+		return fail(nil, err)
+	}
 	// remote: every new token is verified by the auth service (cached).
 	// local: in-process only, never a call home to authenticate (the
 	// verdict is cached too, which saves CPU; never past exp).
 	// hybrid: remote as above, plus the local check on every request.
-	deps := authn.Deps{Verifier: rc, Fetcher: rc, Store: store, Observer: m, Log: log, Now: now}
-	var local *authn.Local
-	if s.Auth.Verify != models.VerifyRemote {
-		lc := authn.LocalConfigFrom(s)
-		lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
-		local, err = authn.NewLocal(ctx, lc, getenv, log, now)
-		if err != nil {
-			return nil, errors.Join(err, store.Close())
-		}
-		if s.Auth.Verify == models.VerifyLocal {
-			deps.Verifier = local
-		} else {
-			deps.Local = local
-		}
-	}
-	fail := func(err error) (*Gateway, error) {
-		if local != nil {
-			local.Close()
-		}
-		return nil, errors.Join(err, store.Close())
-	}
-	var sig *signer
-	if s.IdentityToken.Enabled {
-		if sig, err = newSigner(s.IdentityToken, now, log); err != nil {
-			return fail(err)
-		}
-	}
-	login, err := newLoginGuard(cfg.Throttle, s.AuthService.MaxBodyBytes, log, now)
-	if err != nil {
-		return fail(err)
-	}
-	ac := authn.ConfigFrom(s)
-	if s.Auth.Verify != models.VerifyLocal { // local mode never calls home to verify
-		budget, err := newCallBudget(cfg.Throttle, now)
-		if err != nil {
-			return fail(err)
-		}
-		if budget != nil { // a nil *callBudget in the interface would not be nil
-			ac.CallsHome = budget
-		}
-	}
+	verifier, local := snap.verifiers(rc)
+	deps := authn.Deps{Verifier: verifier, Local: local, Fetcher: rc, Store: store, Observer: m, Log: log, Now: now}
 	if store.Driver() == "postgres" {
 		deps.Peers = notify.NewPublisher(store, log, func(kind string, err error) {
 			if err != nil {
@@ -146,46 +158,162 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 			m.Peer("sent", kind)
 		})
 	}
-	auth, err := authn.New(ac, deps)
-	if err != nil {
-		return fail(err)
+	if g.Auth, err = authn.New(snap.auth, deps); err != nil {
+		return fail(snap, err)
 	}
-	trusted := trustedProxies(cfg.TrustedNets)
-	idn := newIdentity(s.IdentityHeaders.Prefix)
-	idn.signer = sig
-	idn.sendIssuer = len(s.UserIssuers()) > 1
-	upstreams := upstreamTransport()
-	table, err := newRouteTable(cfg.Routes, upstreams, log, trusted, idn, m)
-	if err != nil {
-		return fail(err)
+	snap.authn = g.Auth
+	if err := g.finish(snap, nil); err != nil {
+		return fail(snap, err)
 	}
+	g.snap.Store(snap)
+	g.Local = snap.local
 
 	hc.Add(checkDatabase, store.Ping)
 	hc.Add(checkAuthService, rc.Probe)
-	m.CacheEntries(auth.CacheLen)
-	if local != nil {
-		m.SkippedJWKSKeys(local.SkippedKeys)
-	}
-
-	router := newRouter(routerDeps{
-		log: log, settings: s, remote: rc, auth: auth, table: table,
-		identity: idn, signer: sig, login: login, callsHome: ac.CallsHome != nil, trusted: trusted,
-		metrics: m, health: hc, now: now,
-	})
-	for _, ri := range router.Routes() {
-		m.Route(ri.Path) // resolve every label child before traffic
-	}
-	if local != nil {
+	m.CacheEntries(g.Auth.CacheLen)
+	if snap.local != nil {
+		m.SkippedJWKSKeys(g.skippedKeys)
 		// Ready fails until every JWKS has been fetched, and while one is
-		// failing to refresh.
-		hc.Add(checkJWKS, func(context.Context) error { return local.Ready() })
+		// failing to refresh. A reload to verify: remote leaves it passing.
+		hc.Add(checkJWKS, g.jwksReady)
 	}
-	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Local: local, Health: hc, upstreams: upstreams}
-	if err := gw.startPeers(ctx, s, log, m); err != nil {
-		return fail(err)
+	if err := g.startPeers(ctx, s, log, m); err != nil {
+		return fail(snap, err)
 	}
 	hc.Start()
-	return gw, nil
+	return g, nil
+}
+
+// gatewayHandler serves each request with the snapshot current when it
+// arrives.
+type gatewayHandler struct{ g *Gateway }
+
+func (h gatewayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.g.snap.Load().router.ServeHTTP(w, r)
+}
+
+// verification builds the parts of a snapshot that decide verdicts: the
+// local verifier (reused from prev when auth.local did not change) and the
+// authenticator's settings, with the call budget (reused from prev when
+// its limits did not change).
+func (g *Gateway) verification(ctx context.Context, cfg *models.Runtime, prev *snapshot) (*snapshot, error) {
+	c := g.core
+	s := cfg.Settings
+	snap := &snapshot{cfg: cfg, settings: s, auth: authn.ConfigFrom(s)}
+	if s.Auth.Verify != models.VerifyRemote {
+		if prev != nil && prev.local != nil && localSame(prev.settings, s) {
+			snap.local = prev.local
+		} else {
+			lc := authn.LocalConfigFrom(s)
+			lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
+			local, err := authn.NewLocal(ctx, lc, c.getenv, c.log, c.now)
+			if err != nil {
+				return nil, err
+			}
+			snap.local = local
+		}
+	}
+	if s.Auth.Verify != models.VerifyLocal { // local mode never calls home to verify
+		if prev != nil && prev.budget != nil && prev.cfg.Throttle.CallsHome == cfg.Throttle.CallsHome && prev.settings.Throttle.CacheSize == s.Throttle.CacheSize {
+			snap.budget = prev.budget
+		} else {
+			budget, err := newCallBudget(cfg.Throttle, c.now)
+			if err != nil {
+				snap.closeNew(prev)
+				return nil, err
+			}
+			snap.budget = budget
+		}
+		if snap.budget != nil { // a nil *callBudget in the interface would not be nil
+			snap.auth.CallsHome = snap.budget
+		}
+	}
+	return snap, nil
+}
+
+// verifiers returns the authenticator's verifier and every-request local
+// check for the snapshot's verify mode.
+func (snap *snapshot) verifiers(rc *remote.Client) (verifier, local authn.Verifier) {
+	switch snap.settings.Auth.Verify {
+	case models.VerifyLocal:
+		return snap.local, nil
+	case models.VerifyHybrid:
+		return rc, snap.local
+	}
+	return rc, nil
+}
+
+// closeNew stops a local verifier this snapshot made (not one it shares
+// with prev), after a failed build.
+func (snap *snapshot) closeNew(prev *snapshot) {
+	if snap.local != nil && (prev == nil || prev.local != snap.local) {
+		snap.local.Close()
+	}
+}
+
+// finish builds the rest of a snapshot: the identity token signer, the
+// login throttles (reused from prev when unchanged), the route table and
+// the router.
+func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
+	c := g.core
+	s := snap.settings
+	var sig *signer
+	if s.IdentityToken.Enabled {
+		var err error
+		if sig, err = newSigner(s.IdentityToken, c.now, c.log); err != nil {
+			return err
+		}
+	}
+	if prev != nil && reflect.DeepEqual(prev.cfg.Throttle, snap.cfg.Throttle) && prev.settings.AuthService.MaxBodyBytes == s.AuthService.MaxBodyBytes {
+		snap.login = prev.login // throttle state survives a reload that does not change it
+	} else {
+		login, err := newLoginGuard(snap.cfg.Throttle, s.AuthService.MaxBodyBytes, c.log, c.now)
+		if err != nil {
+			return err
+		}
+		snap.login = login
+	}
+	trusted := trustedProxies(snap.cfg.TrustedNets)
+	idn := newIdentity(s.IdentityHeaders.Prefix)
+	idn.signer = sig
+	idn.sendIssuer = len(s.UserIssuers()) > 1
+	table, err := newRouteTable(snap.cfg.Routes, c.upstreams, c.log, trusted, idn, c.m)
+	if err != nil {
+		return err
+	}
+	snap.router = newRouter(routerDeps{
+		log: c.log, settings: s, remote: c.remote, auth: snap.authn, table: table,
+		identity: idn, signer: sig, login: snap.login, callsHome: snap.budget != nil, trusted: trusted,
+		metrics: c.m, health: c.health, now: c.now,
+	})
+	for _, ri := range snap.router.Routes() {
+		c.m.Route(ri.Path) // resolve every label child before traffic
+	}
+	for _, r := range snap.cfg.Routes {
+		c.m.Route(r.Name)
+	}
+	return nil
+}
+
+// localSame reports whether two settings build the same local verifier.
+func localSame(a, b models.Settings) bool {
+	return reflect.DeepEqual(a.Auth.Local, b.Auth.Local) && a.AuthService.Timeout == b.AuthService.Timeout
+}
+
+// skippedKeys is the current local verifier's count of skipped JWKS keys.
+func (g *Gateway) skippedKeys() int64 {
+	if l := g.snap.Load().local; l != nil {
+		return l.SkippedKeys()
+	}
+	return 0
+}
+
+// jwksReady is the readiness check of the current local verifier's JWKS.
+func (g *Gateway) jwksReady(context.Context) error {
+	if l := g.snap.Load().local; l != nil {
+		return l.Ready()
+	}
+	return nil
 }
 
 // The metrics implement the authenticator's observer.
@@ -235,13 +363,13 @@ func (g *Gateway) Close() error {
 		if g.stopPeers != nil {
 			g.stopPeers()
 		}
-		if g.Local != nil {
-			g.Local.Close()
+		if l := g.snap.Load().local; l != nil {
+			l.Close()
 		}
 		// Idle keep-alive connections would otherwise hold the auth
 		// service's and upstreams' graceful shutdowns.
 		g.Remote.CloseIdleConnections()
-		g.upstreams.CloseIdleConnections()
+		g.core.upstreams.CloseIdleConnections()
 		if err := g.Store.Close(); err != nil {
 			g.closeErr = fmt.Errorf("close database: %w", err)
 		}

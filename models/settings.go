@@ -22,12 +22,19 @@ type Settings struct {
 	IdentityToken     IdentityToken   `yaml:"identity_token"`
 	Throttle          Throttle        `yaml:"throttle"`
 	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
+	Reload            Reload          `yaml:"reload"`
 	Log               Log             `yaml:"log"`
 	Routes            []Route         `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
 	// of the gateway whose X-Forwarded-* headers are believed and that may
 	// call /auth/check. Default none: the client is the TCP peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Reload says how settings are reloaded without a restart: SIGHUP always
+// reloads; with Watch, so does a change of the settings file.
+type Reload struct {
+	Watch bool `yaml:"watch"`
 }
 
 // AuthService says where the private SimpleJWT auth service is and which

@@ -80,6 +80,7 @@ type process struct {
 	URL    string
 	output *logBuffer
 	done   chan error
+	config string // the settings file it serves with
 }
 
 // startProcess runs `jwtgate serve --config <file>` with the settings in
@@ -99,7 +100,7 @@ func startProcess(t testing.TB, yaml, authURL, upstreamURL, dbPath string, env .
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	p := &process{URL: "http://" + addr, output: &logBuffer{}, done: make(chan error, 1)}
+	p := &process{URL: "http://" + addr, output: &logBuffer{}, done: make(chan error, 1), config: cfg}
 	p.cmd = exec.Command(gatewayBinary(t), "serve", "--config", cfg)
 	p.cmd.Env = append(append(os.Environ(), "JWTGATE_LISTEN="+addr), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output

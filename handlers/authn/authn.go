@@ -133,14 +133,20 @@ type cachedUser struct {
 	checkAt time.Time // re-fetch from the auth service after this
 }
 
-// Authenticator checks tokens and resolves users. It is safe for concurrent use.
+// Authenticator checks tokens and resolves users. It is safe for concurrent
+// use. It is a view: the caches, revocations and calls in flight are
+// shared by every view Reconfigured derives; the settings are the view's.
 type Authenticator struct {
-	cfg      Config
-	verifier Verifier
-	fetcher  UserFetcher
-	store    UserStore
-	log      *slog.Logger
-	now      func() time.Time
+	*shared
+	state *authState
+}
+
+// shared is what every view of an Authenticator shares.
+type shared struct {
+	fetcher UserFetcher
+	store   UserStore
+	log     *slog.Logger
+	now     func() time.Time
 
 	tokens   *lru.Cache[[32]byte, verdict]
 	rejected *lru.Cache[[32]byte, time.Time]
@@ -150,12 +156,37 @@ type Authenticator struct {
 	tokenCalls singleflight.Group
 	userCalls  singleflight.Group
 
-	obs Observer
+	obs   Observer
+	peers Peers // nil: no other replicas
+}
+
+// authState is the settings-dependent part of a view, immutable.
+type authState struct {
+	cfg      Config
+	verifier Verifier
 	// local, when set, checks every token in-process on every request, even
 	// when the verifier's verdict is cached (verify: hybrid: the remote
 	// verdict is reused for cache.ttl, the local check never is).
 	local Verifier
-	peers Peers // nil: no other replicas
+}
+
+// st returns the view's settings-dependent state.
+func (a *Authenticator) st() *authState { return a.state }
+
+// Reconfigured returns a view of a with new settings (a reload): cfg and
+// the verifiers (as Deps.Verifier and Deps.Local). The views share every
+// cache: cached users and revocations always stay; cached verdicts and
+// refusals are dropped when dropVerdicts is set (the verification settings
+// changed in a way that could change a verdict). The caches are resized to
+// cfg's sizes. Requests served by a keep its settings.
+func (a *Authenticator) Reconfigured(cfg Config, verifier, local Verifier, dropVerdicts bool) *Authenticator {
+	a.tokens.Resize(cfg.CacheSize)
+	a.users.Resize(cfg.UserCacheSz)
+	if dropVerdicts {
+		a.tokens.Purge()
+		a.rejected.Purge()
+	}
+	return &Authenticator{shared: a.shared, state: &authState{cfg: cfg, verifier: verifier, local: local}}
 }
 
 // Deps are what an Authenticator works with.
@@ -247,11 +278,11 @@ func New(cfg Config, d Deps) (*Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users.cache_size: %w", err)
 	}
-	a := &Authenticator{
-		cfg: cfg, verifier: d.Verifier, fetcher: d.Fetcher, store: d.Store, log: d.Log, now: d.Now,
+	a := &Authenticator{shared: &shared{
+		fetcher: d.Fetcher, store: d.Store, log: d.Log, now: d.Now,
 		tokens: tokens, rejected: rejected, revoked: revoked, users: users,
-		obs: d.Observer, local: d.Local, peers: d.Peers,
-	}
+		obs: d.Observer, peers: d.Peers,
+	}, state: &authState{cfg: cfg, verifier: d.Verifier, local: d.Local}}
 	if a.obs == nil {
 		a.obs = nopObserver{}
 	}

@@ -91,7 +91,7 @@ func benchAuthenticateWarm(b *testing.B, hybrid bool) {
 			var a *Authenticator
 			if hybrid {
 				a = newAuth(b, &countingVerifier{}, us)
-				a.local = l
+				a = a.Reconfigured(a.st().cfg, a.st().verifier, l, false)
 			} else {
 				a = newAuth(b, l, us)
 			}

@@ -40,7 +40,7 @@ func (a *Authenticator) ForgetTokenKey(key [32]byte) {
 // accepting access tokens after a logout.
 func (a *Authenticator) Revoke(ctx context.Context, raw string) {
 	textKey := TokenKey(raw)
-	if _, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, a.now()); err != nil {
+	if _, err := models.PrecheckToken(raw, a.st().cfg.UserIDClaim, a.st().cfg.Leeway, a.now()); err != nil {
 		a.ForgetTokenKey(textKey) // harmless for junk: only this exact text
 		return                    // the refresh token, or junk: not counted as a refusal
 	}
@@ -50,7 +50,7 @@ func (a *Authenticator) Revoke(ctx context.Context, raw string) {
 		return // forged, or already revoked: nothing to record
 	}
 	var until time.Time
-	if a.cfg.RevokeOnLogout {
+	if a.st().cfg.RevokeOnLogout {
 		until = tok.Expires
 	}
 	a.RevokeKey(tok.Key, until)

@@ -24,13 +24,13 @@ const ReasonNoUserSource = "issuer_without_users"
 // (user_endpoint: true) can be resolved; another issuer's user 1 is not the
 // auth service's user 1, and is refused until users can come from claims.
 func (a *Authenticator) userKey(tok models.Token) (models.UserKey, string, error) {
-	if len(a.cfg.Issuers) < 2 {
-		return models.UserKey{ID: tok.UserID}, a.cfg.Issuer, nil
+	if len(a.st().cfg.Issuers) < 2 {
+		return models.UserKey{ID: tok.UserID}, a.st().cfg.Issuer, nil
 	}
 	if tok.Issuer == "" {
 		return models.UserKey{}, "", errNoIssuer
 	}
-	if tok.Issuer != a.cfg.Issuer {
+	if tok.Issuer != a.st().cfg.Issuer {
 		return models.UserKey{}, "", fmt.Errorf("issuer %q: %w", tok.Issuer, models.ErrNoUserSource)
 	}
 	// The auth service's users keep the namespace "" whichever iss its
@@ -42,7 +42,7 @@ func (a *Authenticator) userKey(tok models.Token) (models.UserKey, string, error
 // issuer for "", the namespace itself otherwise.
 func (a *Authenticator) issuerName(ns string) string {
 	if ns == "" {
-		return a.cfg.Issuer
+		return a.st().cfg.Issuer
 	}
 	return ns
 }
@@ -64,7 +64,7 @@ func (a *Authenticator) user(ctx context.Context, raw string, key models.UserKey
 		return cu, nil
 	}
 	ch := a.userCalls.DoChan(flightKey(key, raw), func() (any, error) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*a.cfg.CallTimeout)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*a.st().cfg.CallTimeout)
 		defer cancel()
 		return a.loadUser(cctx, raw, key)
 	})
@@ -96,8 +96,8 @@ func (a *Authenticator) loadUser(ctx context.Context, raw string, key models.Use
 		u, err := a.store.UserByKey(ctx, key)
 		switch {
 		case err == nil:
-			if a.now().Sub(u.FetchedAt) < a.cfg.RefreshAfter {
-				return a.remember(u, u.FetchedAt.Add(a.cfg.RefreshAfter)), nil
+			if a.now().Sub(u.FetchedAt) < a.st().cfg.RefreshAfter {
+				return a.remember(u, u.FetchedAt.Add(a.st().cfg.RefreshAfter)), nil
 			}
 			stale = &u
 		case errors.Is(err, models.ErrNotFound):
@@ -118,7 +118,7 @@ func (a *Authenticator) loadUser(ctx context.Context, raw string, key models.Use
 		if !fetched.IsActive && (stale == nil || stale.IsActive) {
 			a.userChanged(key)
 		}
-		return a.remember(fetched, fetched.FetchedAt.Add(a.cfg.RefreshAfter)), nil
+		return a.remember(fetched, fetched.FetchedAt.Add(a.st().cfg.RefreshAfter)), nil
 	case errors.Is(err, models.ErrUserRejected):
 		a.fetched("rejected")
 		return nil, a.deactivate(ctx, key, stale, staleAttrs, err)
@@ -134,7 +134,7 @@ func (a *Authenticator) loadUser(ctx context.Context, raw string, key models.Use
 			return nil, fmt.Errorf("user %q: %w", key, err)
 		}
 		a.log.WarnContext(ctx, "auth service unreachable; serving stale user record", "user_id", key.String(), "fetched_at", stale.FetchedAt, "err", err)
-		return a.rememberAttrs(*stale, staleAttrs, a.now().Add(min(a.cfg.RefreshAfter, staleRetry))), nil
+		return a.rememberAttrs(*stale, staleAttrs, a.now().Add(min(a.st().cfg.RefreshAfter, staleRetry))), nil
 	}
 }
 
@@ -158,7 +158,7 @@ func (a *Authenticator) deactivate(ctx context.Context, key models.UserKey, stal
 	if stale.IsActive {
 		a.userChanged(key)
 	}
-	a.rememberAttrs(u, staleAttrs, a.now().Add(a.cfg.RefreshAfter))
+	a.rememberAttrs(u, staleAttrs, a.now().Add(a.st().cfg.RefreshAfter))
 	return fmt.Errorf("user %q: %w", key, models.ErrUserInactive)
 }
 
@@ -173,7 +173,7 @@ func (a *Authenticator) userChanged(key models.UserKey) {
 // a login, say) and caches it.
 func (a *Authenticator) Mirror(ctx context.Context, u models.User) error {
 	err := a.write(ctx, u)
-	a.remember(u, u.FetchedAt.Add(a.cfg.RefreshAfter))
+	a.remember(u, u.FetchedAt.Add(a.st().cfg.RefreshAfter))
 	return err
 }
 

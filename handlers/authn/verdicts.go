@@ -78,7 +78,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			}
 			return tok, nil
 		}
-		if n := now.UnixNano(); n < v.exp && n < v.expires+int64(a.cfg.StaleGrace) {
+		if n := now.UnixNano(); n < v.exp && n < v.expires+int64(a.st().cfg.StaleGrace) {
 			stale = &v
 		} else {
 			a.tokens.Remove(key)
@@ -90,7 +90,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		return models.Token{}, &models.TokenError{Reason: models.ReasonRejected, Detail: "rejected by the auth service (cached)"}
 	}
 	a.obs.CacheMiss()
-	tok, err := models.PrecheckToken(raw, a.cfg.UserIDClaim, a.cfg.Leeway, now)
+	tok, err := models.PrecheckToken(raw, a.st().cfg.UserIDClaim, a.st().cfg.Leeway, now)
 	if err != nil {
 		a.refused(models.TokenReason(err))
 		return models.Token{}, err
@@ -99,27 +99,27 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		return models.Token{}, errRevoked
 	}
 	if err := a.checkLocal(ctx, raw, tok); err != nil {
-		if errors.Is(err, models.ErrTokenInvalid) && a.cfg.NegativeTTL > 0 {
-			a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
+		if errors.Is(err, models.ErrTokenInvalid) && a.st().cfg.NegativeTTL > 0 {
+			a.rejected.Add(key, a.now().Add(a.st().cfg.NegativeTTL))
 		}
 		return models.Token{}, err
 	}
 	led := false // this request started the call (waiters on another's call spend nothing)
 	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
 		led = true
-		if !known && a.cfg.CallsHome != nil {
-			if ok, wait := a.cfg.CallsHome.Take(ctx); !ok {
+		if !known && a.st().cfg.CallsHome != nil {
+			if ok, wait := a.st().cfg.CallsHome.Take(ctx); !ok {
 				return nil, &ThrottledError{RetryAfter: wait}
 			}
 		}
 		// Shared by every waiter: run it on a context no single caller can
 		// cancel, bounded by its own timeout.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CallTimeout)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.st().cfg.CallTimeout)
 		defer cancel()
-		err := verify(cctx, a.verifier, raw, tok)
+		err := verify(cctx, a.st().verifier, raw, tok)
 		switch {
 		case err == nil:
-			expires := a.now().Add(a.cfg.TTL)
+			expires := a.now().Add(a.st().cfg.TTL)
 			if tok.Expires.Before(expires) {
 				expires = tok.Expires
 			}
@@ -131,8 +131,8 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			}
 		case errors.Is(err, models.ErrTokenInvalid):
 			a.tokens.Remove(key) // a stale verdict must not outlive a refusal
-			if a.cfg.NegativeTTL > 0 {
-				a.rejected.Add(key, a.now().Add(a.cfg.NegativeTTL))
+			if a.st().cfg.NegativeTTL > 0 {
+				a.rejected.Add(key, a.now().Add(a.st().cfg.NegativeTTL))
 			}
 		}
 		return nil, err
@@ -186,10 +186,11 @@ func verify(ctx context.Context, v Verifier, raw string, tok models.Token) error
 // checkLocal runs the every-request local check of verify: hybrid. tok is
 // raw as the pre-checks decoded it (or its cached verdict).
 func (a *Authenticator) checkLocal(ctx context.Context, raw string, tok models.Token) error {
-	if a.local == nil {
+	local := a.st().local
+	if local == nil {
 		return nil
 	}
-	err := verify(ctx, a.local, raw, tok)
+	err := verify(ctx, local, raw, tok)
 	if reason := models.TokenReason(err); reason != "" {
 		a.refused(reason)
 	}

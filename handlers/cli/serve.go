@@ -68,6 +68,7 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	if len(addrs) > 1 {
 		metricsAt = addrs[1]
 	}
+	reloadOnSignals(ctx, e, gw, s, source, log)
 	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", metricsAt, "auth_service", s.AuthService.URL,
 		"database", s.Database.Driver, "routes", len(s.Routes), "version", e.version)
 

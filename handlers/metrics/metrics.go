@@ -62,6 +62,8 @@ type Metrics struct {
 	mirrorOK     prometheus.Counter
 	mirrorFailed prometheus.Counter
 	circuit      *prometheus.GaugeVec
+	reloadOK     prometheus.Counter
+	reloadError  prometheus.Counter
 	ready        *prometheus.GaugeVec
 	peers        *prometheus.CounterVec
 
@@ -112,6 +114,8 @@ func New(routes []string) *Metrics {
 	}
 	mirror := f.counterVec("jwtgate_mirror_writes_total", "Writes of user records to the mirror database, by result.", "result")
 	m.mirrorOK, m.mirrorFailed = mirror.WithLabelValues("ok"), mirror.WithLabelValues("error")
+	reloads := f.counterVec("jwtgate_config_reloads_total", "Settings reloads (SIGHUP, reload.watch), by result (ok, error).", "result")
+	m.reloadOK, m.reloadError = reloads.WithLabelValues("ok"), reloads.WithLabelValues("error")
 	m.refusalsBy = make(map[string]prometheus.Counter, len(reasons))
 	for _, r := range reasons {
 		m.refusalsBy[r] = m.refusals.WithLabelValues(r)
@@ -218,6 +222,15 @@ func (m *Metrics) Ready(check string, ok bool) {
 		v = 1
 	}
 	m.ready.WithLabelValues(check).Set(v)
+}
+
+// Reloaded counts a settings reload, applied or refused.
+func (m *Metrics) Reloaded(ok bool) {
+	if ok {
+		m.reloadOK.Inc()
+		return
+	}
+	m.reloadError.Inc()
 }
 
 // Peer counts a message to ("sent", "failed") or from ("received") other replicas.
