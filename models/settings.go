@@ -22,8 +22,11 @@ type Settings struct {
 	IdentityToken     IdentityToken   `yaml:"identity_token"`
 	Throttle          Throttle        `yaml:"throttle"`
 	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
-	Log               Log             `yaml:"log"`
-	Routes            []Route         `yaml:"routes"`
+	// Browser is the browser-app mode: HttpOnly cookie sessions, CSRF,
+	// allowed origins (settings_browser.go). Off by default.
+	Browser Browser `yaml:"browser"`
+	Log     Log     `yaml:"log"`
+	Routes  []Route `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
 	// of the gateway whose X-Forwarded-* headers are believed and that may
 	// call /auth/check. Default none: the client is the TCP peer.
@@ -47,6 +50,12 @@ type AuthService struct {
 	BodyTimeout time.Duration `yaml:"body_timeout"`
 	// Circuit stops calls home for a while after repeated failures.
 	Circuit Circuit `yaml:"circuit"`
+	// PasswordChangePath is where POST /auth/password-change/ is relayed
+	// (django-easyjwt: {email, password, new_password}).
+	PasswordChangePath string `yaml:"password_change_path"`
+	// PasswordResetURL is where GET /auth/password-reset/ redirects (302);
+	// empty: 404.
+	PasswordResetURL string `yaml:"password_reset_url"`
 }
 
 // Circuit configures the circuit breaker on calls to the auth service.
@@ -339,6 +348,8 @@ func DefaultSettings() Settings {
 			MaxBodyBytes:  64 << 10,
 			BodyTimeout:   10 * time.Second,
 			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
+
+			PasswordChangePath: "/auth/password-change/",
 		},
 		Auth: Auth{
 			HeaderName:  "Authorization",
@@ -366,5 +377,6 @@ func DefaultSettings() Settings {
 		},
 		Log:         Log{Level: "info", Format: "text"},
 		ForwardAuth: ForwardAuth{Headers: ForwardAuthAuto},
+		Browser:     DefaultBrowser(),
 	}
 }
