@@ -116,3 +116,7 @@ func (w *corsWriter) WriteString(s string) (int, error) {
 	w.apply()
 	return w.ResponseWriter.WriteString(s)
 }
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines of the body timeouts, flushing, hijacking).
+func (w *corsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

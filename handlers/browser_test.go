@@ -3,9 +3,12 @@ package handlers
 import (
 	"encoding/base64"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"jwtgate/models"
 )
@@ -188,4 +191,35 @@ func FuzzBrowserWSProtocol(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBrowserCORSWriterDeadlines: the CORS writer does not hide the
+// connection from http.ResponseController, so body timeouts still apply
+// in browser mode.
+func TestBrowserCORSWriterDeadlines(t *testing.T) {
+	b := browserTestMode()
+	errc := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gw := &corsWriter{ResponseWriter: ginWriterFor(w), b: b, origin: "https://app.example.com", single: true}
+		errc <- http.NewResponseController(gw).SetReadDeadline(time.Now().Add(time.Minute))
+		gw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := <-errc; err != nil {
+		t.Fatalf("SetReadDeadline through corsWriter: %v", err)
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || resp.Header.Get("Vary") != "Origin" {
+		t.Fatalf("CORS headers: %v", resp.Header)
+	}
+}
+
+// ginWriterFor wraps w in gin's ResponseWriter, as a gin handler sees it.
+func ginWriterFor(w http.ResponseWriter) gin.ResponseWriter {
+	c, _ := gin.CreateTestContext(w)
+	return c.Writer
 }

@@ -431,7 +431,9 @@ func TestSecBrowserModeOff(t *testing.T) {
 	dj := djangoauth.Start(t, djangoauth.Options{AccessTTL: 2 * time.Minute})
 	dj.CreateUser(t, "alice@example.com", "alice-pw", nil, false)
 	up := startUpstream(t)
-	cfg := strings.Replace(baseConfig, "  timeout: 500ms", "  timeout: 5s\n  password_reset_url: \"https://auth.example.test/reset/\"", 1)
+	ws := browserStartWSUpstream(t)
+	cfg := strings.Replace(baseConfig, "  timeout: 500ms", "  timeout: 5s\n  password_reset_url: \"https://auth.example.test/reset/\"", 1) +
+		"  - path: \"/ws/\"\n    upstream: \"" + ws.URL + "\"\n"
 	gw := startGateway(t, cfg, dj.URL, up.URL, nil)
 	r := call(t, http.MethodPost, gw.URL+"/auth/token/", "application/json", `{"email":"alice@example.com","password":"alice-pw"}`, "Origin", gw.URL)
 	access, _ := tokens(t, r)
@@ -448,5 +450,18 @@ func TestSecBrowserModeOff(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://auth.example.test/reset/" {
 		t.Fatalf("password reset: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The WebSocket subprotocol token works without browser mode; the cookie does not.
+	entry := "base64url.bearer.authorization.k8s.io." + base64.RawURLEncoding.EncodeToString([]byte(access))
+	if st, h := browserWSHandshake(t, gw.URL, "/ws/x", "Sec-WebSocket-Protocol: echo, "+entry); st != http.StatusSwitchingProtocols || h.Get("Sec-WebSocket-Protocol") != "echo" || ws.last().Get("Sec-WebSocket-Protocol") != "echo" {
+		t.Fatalf("subprotocol token, browser mode off: %d %v", st, h)
+	}
+	if st, _ := browserWSHandshake(t, gw.URL, "/ws/x", "Cookie: access_token="+access, "Origin: "+gw.URL); st != http.StatusUnauthorized {
+		t.Fatalf("cookie upgrade with browser mode off: %d", st)
+	}
+	// Logout works for non-browser clients with browser mode off.
+	r = call(t, http.MethodPost, gw.URL+"/auth/token/logout/", "application/json", "{}", "Authorization", "Bearer "+access)
+	if r.Status != http.StatusOK || len(r.Header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("logout, browser mode off: %d %v", r.Status, r.Header)
 	}
 }
