@@ -75,3 +75,38 @@ func TestBrowserRepoSettings(t *testing.T) {
 		t.Fatalf("settings.yaml differs from the defaults: %+v %+v", s.Browser, s.AuthService)
 	}
 }
+
+func TestBrowserWarnings(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"off", "browser: {refresh_cookie: {secure: false}}\n", nil},
+		{"secure", "browser: {enabled: true}\n", nil},
+		{"plain http", "browser: {enabled: true, refresh_cookie: {secure: false}}\n", []string{"browser.refresh_cookie.secure"}},
+		{"access cookie without revocation", "browser: {enabled: true, access_cookie: true}\n", []string{"auth.revoke_on_logout"}},
+		{"access cookie with revocation", "browser: {enabled: true, access_cookie: true}\nauth: {revoke_on_logout: true}\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := load(t, tt.yaml+"routes:\n  - path: /api/\n    upstream: http://127.0.0.1:9\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range s.Warnings() {
+				if strings.Contains(w, "browser.") {
+					got = append(got, w)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("warnings %q, want ones naming %q", got, tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Fatalf("warning %q does not name %q", got[i], w)
+				}
+			}
+		})
+	}
+}
