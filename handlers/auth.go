@@ -134,13 +134,14 @@ const principalKey = "jwtgate.principal"
 func requireAuth(d *decider, rt *route) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		dec, err := d.decide(c.Request.Context(), decisionInput{
-			Entry: entryBuiltin, Method: c.Request.Method, Header: c.Request.Header, Route: rt,
+			Entry: entryBuiltin, Method: c.Request.Method, Header: c.Request.Header, Route: rt, Host: c.Request.Host,
 		})
 		if err != nil {
 			fail(c, d.gate.log, err)
 			return
 		}
 		c.Set(principalKey, dec.Principal)
+		c.Set(altTokenKey, dec.AltToken)
 		c.Next()
 	}
 }
@@ -148,8 +149,14 @@ func requireAuth(d *decider, rt *route) gin.HandlerFunc {
 // rawToken returns the request's token after requireAuth accepted it.
 func rawToken(c *gin.Context, cr credentials) string {
 	raw, _, _ := cr.extract(c.Request.Header)
+	if raw == "" {
+		raw = c.GetString(altTokenKey) // the access cookie
+	}
 	return raw
 }
+
+// altTokenKey holds decision.AltToken for a built-in route.
+const altTokenKey = "jwtgate.alttoken"
 
 func principalOf(c *gin.Context) *authn.Principal {
 	p, _ := c.Get(principalKey)

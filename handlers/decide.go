@@ -52,6 +52,9 @@ type decisionInput struct {
 	Trusted bool
 	// Route is the built-in route of an entryBuiltin request.
 	Route *route
+	// Host is the request's Host: the gateway's own origin for browser
+	// mode's Origin check.
+	Host string
 }
 
 // decision is what the gateway decided about an allowed request.
@@ -80,6 +83,10 @@ type decision struct {
 	// so a Connection header cannot strip them (the token header of a
 	// route that forwards it).
 	Forward []string
+	// AltToken is the token that authenticated the request when it came
+	// from outside the token header (the access cookie, a WebSocket
+	// subprotocol); "" otherwise.
+	AltToken string
 }
 
 // Refusals the decision returns before authentication; errorFor maps them
@@ -110,6 +117,9 @@ type decider struct {
 	gate    gate
 	idn     identity
 	trusted trustedProxies
+	// browser is browser mode (nil: off). WebSocket subprotocol tokens are
+	// read either way.
+	browser *browser
 }
 
 // decide decides in. On error the returned decision may carry the Route
@@ -136,11 +146,25 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 		}
 	}
 	dec.Route = rt
-	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin)
+	var alt string
+	if in.Entry != entryCheck {
+		// Cookies and subprotocols are a browser's credentials: a proxy
+		// asking /auth/check describes requests with headers.
+		_, headerPresent, _ := d.gate.cr.extract(in.Header)
+		var err error
+		alt, err = d.browser.credential(in.Header, headerPresent, in.Host, dec.Method, rt.Auth != models.AuthNone)
+		if err != nil {
+			return dec, err
+		}
+	}
+	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin, alt)
 	if err != nil {
 		return dec, err
 	}
 	dec.Principal = p
+	if p != nil {
+		dec.AltToken = alt
+	}
 	if in.Entry == entryBuiltin {
 		return dec, nil
 	}

@@ -71,6 +71,10 @@ var (
 const authChallenge = `Bearer realm="api"`
 
 // write sends the error on a plain ResponseWriter.
+// Error makes an apiError an error, so a step of the decision can refuse
+// with one of our answers directly (browser mode's csrf_failed).
+func (e *apiError) Error() string { return e.code + ": " + e.detail }
+
 func (e *apiError) write(w http.ResponseWriter) {
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
@@ -92,7 +96,10 @@ func (e *apiError) abort(c *gin.Context) {
 func errorFor(ctx context.Context, log *slog.Logger, err error) *apiError {
 	var pe *pathError
 	var me *methodError
+	var ae *apiError
 	switch {
+	case errors.As(err, &ae):
+		return ae
 	case errors.Is(err, models.ErrNotAuthenticated):
 		return errNotAuthenticated
 	case errors.Is(err, models.ErrTokenInvalid):

@@ -146,10 +146,11 @@ func newGate(log *slog.Logger, cr credentials, auth authenticator, headers heade
 
 // admit returns the caller (nil when anonymous on an optional route, or
 // on an auth: none route) or the error to answer with fail. method and
-// clean are the request as the allow rule sees it; h carries the token.
+// clean are the request as the allow rule sees it; h carries the token,
+// or, when it carries no token header, alt does (browser.credential).
 // With cleanHeaders, h is first cleaned in place (headerRules.clean): the
 // rule sees only headers the upstream gets in the same spelling.
-func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool) (*authn.Principal, error) {
+func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool, alt string) (*authn.Principal, error) {
 	if cleanHeaders {
 		if err := g.headers.clean(h, rt.rule != nil && rt.rule.NeedsHeaders()); err != nil {
 			return nil, err
@@ -158,6 +159,9 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 	var p *authn.Principal
 	if rt.Auth != models.AuthNone {
 		raw, present, err := g.cr.extract(h)
+		if err == nil && !present && alt != "" {
+			raw, present = alt, true
+		}
 		if err == nil && !present && rt.Auth == models.AuthRequired {
 			err = models.ErrNotAuthenticated
 		}
@@ -185,7 +189,7 @@ func handleProxy(d *decider) gin.HandlerFunc {
 		r := c.Request
 		dec, err := d.decide(r.Context(), decisionInput{
 			Entry: entryProxy, Method: r.Method, Path: r.URL.Path, Header: r.Header,
-			Trusted: d.trusted.fromTrusted(r),
+			Trusted: d.trusted.fromTrusted(r), Host: r.Host,
 		})
 		if dec.Route != nil {
 			c.Set(routeKey, dec.Route.Name)

@@ -67,9 +67,24 @@ func newRouter(d routerDeps) *gin.Engine {
 
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
-	r.POST("/auth/token/", d.login.handler(), handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
-		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))
-	r.POST("/auth/token/refresh/", handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil))
+	br := newBrowser(s.Browser, d.now)
+	if br != nil {
+		r.Use(br.cors())
+	}
+	bt := &browserTokens{
+		b: br, log: d.log, rl: d.remote, m: d.auth, cr: cr, maxBody: as.MaxBodyBytes,
+		loginUser: loginUser(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now), resetURL: as.PasswordResetURL,
+		userIDClaim: s.Auth.UserIDClaim, forgetUser: d.auth.ForgetUser, now: d.now,
+	}
+	r.POST("/auth/token/", d.login.handler(), bt.login(handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
+		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now))))
+	r.POST("/auth/token/refresh/", bt.refresh(handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil)))
+	r.POST("/auth/token/logout/", bt.logout)
+	r.POST("/auth/password-change/", bt.passwordChange)
+	r.GET("/auth/password-reset/", bt.passwordReset)
+	if br != nil {
+		r.GET("/auth/csrf/", bt.csrf)
+	}
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/blacklist/", handleRelay(d.log, d.remote, remote.EndpointBlacklist, as.MaxBodyBytes, forgetBlacklisted(d.auth)))
 
@@ -78,6 +93,7 @@ func newRouter(d routerDeps) *gin.Engine {
 		gate:    newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)),
 		idn:     d.identity,
 		trusted: d.trusted,
+		browser: br,
 	}
 	users := r.Group("/auth/users", requireAuth(dc, builtinRoute("users")))
 	user := handleUser(d.log, cr, d.remote, d.auth, d.now)

@@ -101,6 +101,7 @@ func handleRelay(log *slog.Logger, rl relayer, e remote.Endpoint, maxBody int64,
 // it. A failure is logged, never turned into a failed login: the tokens are
 // the auth service's answer, and the user is fetched again on first use.
 func mirrorLogin(log *slog.Logger, rl relayer, m mirror, userIDClaim string, now func() time.Time) func(ctx context.Context, _, resp []byte) {
+	user := loginUser(log, rl, m, userIDClaim, now)
 	return func(ctx context.Context, _, resp []byte) {
 		var pair struct {
 			Access string `json:"access"`
@@ -109,22 +110,31 @@ func mirrorLogin(log *slog.Logger, rl relayer, m mirror, userIDClaim string, now
 			log.WarnContext(ctx, "login answer has no access token; user not mirrored")
 			return
 		}
-		tok, err := models.PrecheckToken(pair.Access, userIDClaim, time.Minute, now())
+		user(ctx, pair.Access)
+	}
+}
+
+// loginUser returns the function that fetches and mirrors the user of a
+// freshly issued access token (ok false, logged, when it cannot).
+func loginUser(log *slog.Logger, rl relayer, m mirror, userIDClaim string, now func() time.Time) func(ctx context.Context, access string) (models.User, bool) {
+	return func(ctx context.Context, access string) (models.User, bool) {
+		tok, err := models.PrecheckToken(access, userIDClaim, time.Minute, now())
 		if err != nil {
 			log.WarnContext(ctx, "login access token failed pre-checks; user not mirrored", "reason", models.TokenReason(err))
-			return
+			return models.User{}, false
 		}
 		ctx = context.WithoutCancel(ctx) // finish the write even if the client hangs up
-		u, err := rl.FetchUser(ctx, pair.Access, tok.UserID, now())
+		u, err := rl.FetchUser(ctx, access, tok.UserID, now())
 		if err != nil {
 			log.WarnContext(ctx, "could not fetch user after login; will fetch on first use", "user_id", tok.UserID, "err", err)
-			return
+			return models.User{}, false
 		}
 		if u.ID != tok.UserID {
 			log.WarnContext(ctx, "auth service returned another user's record after login", "user_id", tok.UserID, "record_id", u.ID)
-			return
+			return models.User{}, false
 		}
 		_ = m.Mirror(ctx, u) // logged by Mirror; the user is cached in memory regardless
+		return u, true
 	}
 }
 

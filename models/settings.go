@@ -23,8 +23,11 @@ type Settings struct {
 	Throttle          Throttle        `yaml:"throttle"`
 	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
 	Reload            Reload          `yaml:"reload"`
-	Log               Log             `yaml:"log"`
-	Routes            []Route         `yaml:"routes"`
+	// Browser is the browser-app mode: HttpOnly cookie sessions, CSRF,
+	// allowed origins (settings_browser.go). Off by default.
+	Browser Browser `yaml:"browser"`
+	Log     Log     `yaml:"log"`
+	Routes  []Route `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
 	// of the gateway whose X-Forwarded-* headers are believed and that may
 	// call /auth/check. Default none: the client is the TCP peer.
@@ -58,6 +61,12 @@ type AuthService struct {
 	// (the bulkhead); the rest wait in FIFO order. Zero (a literal built
 	// without DefaultSettings) means DefaultMaxInFlight.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// PasswordChangePath is where POST /auth/password-change/ is relayed
+	// (django-easyjwt: {email, password, new_password}).
+	PasswordChangePath string `yaml:"password_change_path"`
+	// PasswordResetURL is where GET /auth/password-reset/ redirects (302);
+	// empty: 404.
+	PasswordResetURL string `yaml:"password_reset_url"`
 }
 
 // Circuit configures the circuit breaker on calls to the auth service.
@@ -343,17 +352,18 @@ func DefaultSettings() Settings {
 		ShutdownTimeout:   15 * time.Second,
 		ReadinessInterval: 10 * time.Second,
 		AuthService: AuthService{
-			URL:           "http://127.0.0.1:8000",
-			TokenPath:     "/auth/token/",
-			RefreshPath:   "/auth/token/refresh/",
-			VerifyPath:    "/auth/token/verify/",
-			BlacklistPath: "/auth/token/blacklist/",
-			UserPath:      "/auth/users/{user_id}/",
-			Timeout:       5 * time.Second,
-			MaxBodyBytes:  64 << 10,
-			BodyTimeout:   10 * time.Second,
-			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
-			MaxInFlight:   DefaultMaxInFlight,
+			URL:                "http://127.0.0.1:8000",
+			TokenPath:          "/auth/token/",
+			RefreshPath:        "/auth/token/refresh/",
+			VerifyPath:         "/auth/token/verify/",
+			BlacklistPath:      "/auth/token/blacklist/",
+			UserPath:           "/auth/users/{user_id}/",
+			Timeout:            5 * time.Second,
+			MaxBodyBytes:       64 << 10,
+			BodyTimeout:        10 * time.Second,
+			Circuit:            Circuit{Failures: 5, CoolDown: 10 * time.Second},
+			MaxInFlight:        DefaultMaxInFlight,
+			PasswordChangePath: "/auth/password-change/",
 		},
 		Auth: Auth{
 			HeaderName:  "Authorization",
@@ -381,5 +391,6 @@ func DefaultSettings() Settings {
 		},
 		Log:         Log{Level: "info", Format: "text"},
 		ForwardAuth: ForwardAuth{Headers: ForwardAuthAuto},
+		Browser:     DefaultBrowser(),
 	}
 }

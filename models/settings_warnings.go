@@ -20,6 +20,7 @@ func (s Settings) Warnings() []string {
 	if w := metricsListenWarning(s.MetricsListen); w != "" {
 		out = append(out, w)
 	}
+	out = append(out, s.browserWarnings()...)
 	routes := make([]Route, len(s.Routes))
 	for i, r := range s.Routes {
 		r.Auth, r.Methods = r.authMode(), r.upperMethods()
@@ -59,6 +60,23 @@ func (s Settings) Warnings() []string {
 					"requests under %s skip %q", i, r.Path, j, outer.Path, r.Path, outer.Allow))
 			}
 		}
+	}
+	return out
+}
+
+// browserWarnings warns about browser mode settings that weaken it.
+func (s Settings) browserWarnings() []string {
+	if !s.Browser.Enabled {
+		return nil
+	}
+	var out []string
+	if !s.Browser.RefreshCookie.Secure {
+		out = append(out, "browser.refresh_cookie.secure: false sends the token cookies over plain http; "+
+			"keep it for a local http://127.0.0.1 trial only")
+	}
+	if s.Browser.AccessCookie && !s.Auth.RevokeOnLogout {
+		out = append(out, "browser.access_cookie: true without auth.revoke_on_logout: a logged-out access token "+
+			"keeps working until it expires (SimpleJWT cannot blacklist access tokens); set auth.revoke_on_logout: true")
 	}
 	return out
 }

@@ -12,12 +12,13 @@ func (as AuthService) validate(p *problemList) {
 	for _, path := range []struct{ key, val string }{
 		{"auth_service.token_path", as.TokenPath}, {"auth_service.refresh_path", as.RefreshPath},
 		{"auth_service.verify_path", as.VerifyPath}, {"auth_service.blacklist_path", as.BlacklistPath},
-		{"auth_service.user_path", as.UserPath},
+		{"auth_service.user_path", as.UserPath}, {"auth_service.password_change_path", as.PasswordChangePath},
 	} {
 		if !strings.HasPrefix(path.val, "/") {
 			p.add(path.key, "must be a path starting with /, got %q", path.val)
 		}
 	}
+	p.checkURL("auth_service.password_reset_url", as.PasswordResetURL, false)
 	if as.Timeout <= 0 {
 		p.add("auth_service.timeout", "must be a positive duration, got %s", as.Timeout)
 	}

@@ -36,11 +36,14 @@ const (
 	EndpointVerify
 	EndpointBlacklist
 	EndpointUser
+	// EndpointPasswordChange is auth_service.password_change_path
+	// (POST /auth/password-change/ relays to it).
+	EndpointPasswordChange
 )
 
 // String names the endpoint for logs and metrics.
 func (e Endpoint) String() string {
-	return [...]string{"token", "refresh", "verify", "blacklist", "user"}[e]
+	return [...]string{"token", "refresh", "verify", "blacklist", "user", "password_change"}[e]
 }
 
 // Response is the auth service's answer, read whole.
@@ -54,7 +57,7 @@ type Response struct {
 // per call, behind a circuit breaker.
 type Client struct {
 	base    *url.URL
-	paths   [5]string
+	paths   [6]string
 	http    *http.Client
 	timeout time.Duration
 
@@ -184,7 +187,7 @@ func New(cfg models.AuthService, opt Options) (*Client, error) {
 	}
 	c := &Client{
 		base:     base,
-		paths:    [5]string{cfg.TokenPath, cfg.RefreshPath, cfg.VerifyPath, cfg.BlacklistPath, cfg.UserPath},
+		paths:    [6]string{cfg.TokenPath, cfg.RefreshPath, cfg.VerifyPath, cfg.BlacklistPath, cfg.UserPath, cfg.PasswordChangePath},
 		http:     hc,
 		timeout:  cfg.Timeout,
 		coolDown: cfg.Circuit.CoolDown,

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -173,6 +174,11 @@ func TestHostileRequests(t *testing.T) {
 		{"path parameter on a route prefix", rawRequest("GET", "/open;x=1/x", nil, ""), 0, false, false},
 		{"invalid escape in path", rawRequest("GET", "/api/%zz/x", nil, ""), http.StatusBadRequest, true, false},
 		{"token with 10 000 dots", rawRequest("GET", "/api/x", []string{dots}, ""), http.StatusUnauthorized, false, false},
+		// The WebSocket subprotocol token (issue 11): two, or one with a header, are two credentials; junk is 401.
+		{"subprotocol token twice", rawRequest("GET", "/api/x", []string{"Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.YS5iLmM, BASE64URL.bearer.authorization.k8s.io.YS5iLmM"}, ""), http.StatusBadRequest, false, false},
+		{"subprotocol token and Authorization", rawRequest("GET", "/api/x", []string{"Sec-WebSocket-Protocol: echo, base64url.bearer.authorization.k8s.io.YS5iLmM", "Authorization: Bearer a.b.c"}, ""), http.StatusBadRequest, false, false},
+		{"subprotocol token not base64url", rawRequest("GET", "/api/x", []string{"Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.%%%"}, ""), http.StatusUnauthorized, false, false},
+		{"subprotocol token of 10 000 dots", rawRequest("GET", "/api/x", []string{"Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io." + base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat(".", 10000)))}, ""), http.StatusUnauthorized, false, false},
 		{"token with 3 000 dots", rawRequest("GET", "/api/x", []string{dotsSmall}, ""), http.StatusUnauthorized, false, false},
 		{"two Authorization headers", rawRequest("GET", "/api/x", []string{"Authorization: Bearer " + access, "authorization: Bearer " + access}, ""), http.StatusBadRequest, false, false},
 		{"a list of credentials in one header", rawRequest("GET", "/api/x", []string{"Authorization: Bearer a.b.c, Bearer " + access}, ""), http.StatusBadRequest, false, false},

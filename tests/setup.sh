@@ -18,6 +18,7 @@ packages=(
   systemd     # systemd-analyze verify of the unit `jwtgate systemd-unit` prints
   wrk         # load benchmark
   postgresql  # replica tests (several gateways on one database)
+  chromium    # real-browser test of browser mode (tests/browser_chromium_test.go, driven by chromedp)
 )
 say "checking Debian packages: ${packages[*]}"
 missing=()

@@ -52,7 +52,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	upstream *prometheus.HistogramVec
 
-	calls [5][]prometheus.Observer // [endpoint][outcome index]
+	calls [remote.EndpointPasswordChange + 1][]prometheus.Observer // [endpoint][outcome index]
 
 	cacheHits, cacheMisses, coalesced, negativeHits, evictions, staleServed prometheus.Counter
 

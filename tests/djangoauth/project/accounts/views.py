@@ -1,9 +1,11 @@
 import base64
+import json
 
 from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 from rest_framework.generics import RetrieveAPIView
 
 from .models import User
@@ -72,3 +74,26 @@ def jwks(request):
     if _JWKS is None:
         _JWKS = {"keys": [_jwk()]}
     return JsonResponse(_JWKS, json_dumps_params=_COMPACT)
+
+
+@csrf_exempt
+@require_POST
+def password_change(request):
+    """POST /auth/password-change/ {email, password, new_password} (django-easyjwt's shape)."""
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"detail": "JSON parse error."}, status=400, json_dumps_params=_COMPACT)
+    if not isinstance(data, dict):
+        data = {}
+    missing = {k: ["This field is required."] for k in ("email", "password", "new_password") if not data.get(k)}
+    if missing:
+        return JsonResponse(missing, status=400, json_dumps_params=_COMPACT)
+    user = User.objects.filter(email=data["email"]).first()
+    if user is None or not user.is_active or not user.check_password(data["password"]):
+        return JsonResponse(
+            {"detail": "No active account found with the given credentials"}, status=401, json_dumps_params=_COMPACT
+        )
+    user.set_password(data["new_password"])
+    user.save(update_fields=["password"])
+    return JsonResponse({"detail": "Password changed."}, json_dumps_params=_COMPACT)

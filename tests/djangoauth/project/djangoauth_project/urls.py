@@ -7,7 +7,7 @@ from rest_framework_simplejwt.views import (
     TokenVerifyView,
 )
 
-from accounts.views import CurrentUserView, UserDetailView, jwks
+from accounts.views import CurrentUserView, UserDetailView, jwks, password_change
 
 urlpatterns = [
     path("auth/token/", TokenObtainPairView.as_view()),
@@ -17,4 +17,5 @@ urlpatterns = [
     path("auth/users/<int:pk>/", UserDetailView.as_view()),
     path("auth/user/", CurrentUserView.as_view()),
     path(".well-known/jwks.json", jwks),
+    path("auth/password-change/", password_change),
 ]
