@@ -68,8 +68,8 @@ func newRouter(d routerDeps) *gin.Engine {
 	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
 	as := s.AuthService
 	r.POST("/auth/token/", d.login.handler(), handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
-		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))
-	r.POST("/auth/token/refresh/", handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil))
+		both(warmIssued(d.auth), mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now))))
+	r.POST("/auth/token/refresh/", handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, warmIssued(d.auth)))
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/blacklist/", handleRelay(d.log, d.remote, remote.EndpointBlacklist, as.MaxBodyBytes, forgetBlacklisted(d.auth)))
 

@@ -156,6 +156,8 @@ type Authenticator struct {
 	// verdict is reused for cache.ttl, the local check never is).
 	local Verifier
 	peers Peers // nil: no other replicas
+
+	ahead aheadState // background revalidations (refresh-ahead)
 }
 
 // Deps are what an Authenticator works with.

@@ -70,12 +70,13 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		if a.isRevoked(v.key, now) {
 			return models.Token{}, errRevoked
 		}
-		if n := now.UnixNano(); n < v.expires {
+		if n := now.UnixNano(); n < v.expires && ctx.Value(revalidateKey{}) == nil {
 			a.obs.CacheHit()
 			tok := v.token()
 			if err := a.checkLocal(ctx, raw, tok); err != nil {
 				return models.Token{}, err
 			}
+			a.refreshAhead(ctx, raw, key, &v, n)
 			return tok, nil
 		}
 		if n := now.UnixNano(); n < v.exp && n < v.expires+int64(a.cfg.StaleGrace) {
@@ -119,10 +120,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		err := verify(cctx, a.verifier, raw, tok)
 		switch {
 		case err == nil:
-			expires := a.now().Add(a.cfg.TTL)
-			if tok.Expires.Before(expires) {
-				expires = tok.Expires
-			}
+			expires := a.verdictExpiry(tok, a.now())
 			// The verdict keeps no claims: their map was half of the
 			// cache's memory, and only allow rules that read claims need
 			// them, decoded again from the request's token (Principal.Claims).
