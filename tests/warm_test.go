@@ -1,15 +1,18 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"jwtgate/tests/djangoauth"
+	"jwtgate/tests/fakeauth"
 )
 
 // warmVerifyCalls is what the gateway's own metrics say about verify calls
@@ -122,5 +125,34 @@ func TestWarmDjangoLoginRefresh(t *testing.T) {
 				t.Fatalf("blacklisted refresh: %d %s", r.Status, r.Body)
 			}
 		})
+	}
+}
+
+// TestWarmRefreshAheadGateway: through the wired gateway (fake auth service,
+// the gateway's clock stepped by hand), a token used every 100 ms for
+// 3 × cache.ttl (10 s) costs ⌈3 / 0.8⌉ = 4 verify calls: the first sight,
+// then one background revalidation per 8 s; every request is answered
+// 200. Before refresh-ahead it was 3, each one a request waiting for it.
+func TestWarmRefreshAheadGateway(t *testing.T) {
+	fa, aliceID := newFake(t, fakeauth.Options{})
+	clk := newClock()
+	cfg := strings.Replace(baseConfig, "  timeout: 500ms", "  timeout: 5s\nauth:\n  cache:\n    ttl: 10s\nusers:\n  refresh_after: 1h", 1)
+	gw := startGateway(t, cfg, fa.URL(), startUpstream(t).URL, clk.Now)
+	access, _ := fa.IssuePair(aliceID) // not issued through the gateway: not pre-warmed
+	for i := range 300 {
+		if r := get(t, gw.URL+"/api/x", access); r.Status != http.StatusOK {
+			t.Fatalf("request %d (%s into the run): %d %s", i, time.Duration(i)*100*time.Millisecond, r.Status, r.Body)
+		}
+		want := int64(1 + i/80) // a revalidation starts at 8 s, 16 s, 24 s
+		eventually(t, 10*time.Second, func() string {
+			if n := fa.Calls(fakeauth.PathVerify); n != want {
+				return fmt.Sprintf("request %d: %d verify calls, want %d", i, n, want)
+			}
+			return ""
+		})
+		clk.Advance(100 * time.Millisecond)
+	}
+	if n := fa.Calls(fakeauth.PathVerify); n != 4 {
+		t.Fatalf("%d verify calls over 3 × ttl, want 4", n)
 	}
 }
