@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"jwtgate/handlers/cli"
@@ -44,5 +45,7 @@ func main() {
 
 // run runs one command; see handlers/cli.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return cli.RunBuild(ctx, args, getenv, stdout, stderr, cli.Build{Version: version, Commit: commit, Date: date, Settings: defaultSettings})
+	return cli.RunBuild(ctx, args, getenv, stdout, stderr, cli.Build{
+		Version: version, Commit: commit, Date: date, Settings: defaultSettings, SetMemoryLimit: debug.SetMemoryLimit,
+	})
 }

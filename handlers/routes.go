@@ -77,8 +77,8 @@ func newRouter(d routerDeps) *gin.Engine {
 		userIDClaim: s.Auth.UserIDClaim, forgetUser: d.auth.ForgetUser, now: d.now,
 	}
 	r.POST("/auth/token/", d.login.handler(), bt.login(handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
-		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now))))
-	r.POST("/auth/token/refresh/", bt.refresh(handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil)))
+		both(warmIssued(d.auth), mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))))
+	r.POST("/auth/token/refresh/", bt.refresh(handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, warmIssued(d.auth))))
 	r.POST("/auth/token/logout/", bt.logout)
 	r.POST("/auth/password-change/", bt.passwordChange)
 	r.GET("/auth/password-reset/", bt.passwordReset)

@@ -148,7 +148,7 @@ type shared struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	tokens   *lru.Cache[[32]byte, verdict]
+	tokens   *verdictCache
 	rejected *lru.Cache[[32]byte, time.Time]
 	revoked  *lru.Cache[[32]byte, time.Time] // by models.Token.Key; logged out: refused until exp
 	users    *lru.Cache[models.UserKey, *cachedUser]
@@ -158,6 +158,8 @@ type shared struct {
 
 	obs   Observer
 	peers Peers // nil: no other replicas
+
+	ahead aheadState // background revalidations (refresh-ahead)
 }
 
 // authState is the settings-dependent part of a view, immutable.
@@ -262,7 +264,7 @@ func (nopObserver) StaleServed() {}
 
 // New builds an authenticator.
 func New(cfg Config, d Deps) (*Authenticator, error) {
-	tokens, err := lru.New[[32]byte, verdict](cfg.CacheSize)
+	tokens, err := newVerdictCache(cfg.CacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("auth.cache.size: %w", err)
 	}

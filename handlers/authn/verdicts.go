@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 	"unique"
+	"unsafe"
 
 	"jwtgate/models"
 )
@@ -28,31 +29,46 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("calls home throttled for this client; retry after %s", e.RetryAfter)
 }
 
-// verdict is a cached positive answer. It is kept small, times as Unix
-// nanoseconds and no claims: with 100 000 cached tokens the verdicts are
-// most of the gateway's memory (tests/load --memory-only).
+// verdict is a cached positive answer. It is kept small (64 bytes, no
+// pointers to per-entry data): times as Unix nanoseconds, no claims, and
+// the strings that repeat across tokens interned: one copy of (alg, kid,
+// iss) per key and issuer, one of the user id per user. With 100 000
+// cached tokens the verdicts are most of the gateway's memory (tests/load
+// --memory-only).
 type verdict struct {
-	alg, kid, userID string
-	iss              string   // interned: one copy per issuer, not per verdict
-	exp              int64    // the token's exp
-	expires          int64    // min(now+ttl, exp)
-	key              [32]byte // the token's revocation key (models.Token.Key)
+	meta    unique.Handle[tokenMeta]
+	userID  unique.Handle[string]
+	exp     int64    // the token's exp
+	expires int64    // min(now+ttl, exp)
+	key     [32]byte // the token's revocation key (models.Token.Key)
 }
 
+// tokenMeta is what many tokens share: their signing key and issuer.
+type tokenMeta struct{ alg, kid, iss string }
+
 func newVerdict(tok models.Token, expires time.Time) verdict {
-	return verdict{alg: tok.Alg, kid: tok.Kid, userID: tok.UserID, iss: unique.Make(tok.Issuer).Value(), exp: tok.Expires.UnixNano(), expires: expires.UnixNano(), key: tok.Key}
+	return verdict{
+		meta:   unique.Make(tokenMeta{alg: tok.Alg, kid: tok.Kid, iss: tok.Issuer}),
+		userID: unique.Make(tok.UserID),
+		exp:    tok.Expires.UnixNano(), expires: expires.UnixNano(), key: tok.Key,
+	}
 }
 
 // token is the cached token, without its claims (see Principal.Claims).
 func (v *verdict) token() models.Token {
-	return models.Token{Alg: v.alg, Kid: v.kid, UserID: v.userID, Issuer: v.iss, Expires: time.Unix(0, v.exp), Key: v.key}
+	m := v.meta.Value()
+	return models.Token{Alg: m.alg, Kid: m.kid, UserID: v.userID.Value(), Issuer: m.iss, Expires: time.Unix(0, v.exp), Key: v.key}
 }
 
 // TokenKey is the verify cache key of a token: its SHA-256, so raw tokens
 // are never kept as map keys. Only canonical spellings pass the
 // pre-checks; revocations are keyed by models.Token.Key, which is one per
 // token even where two spellings verify (ECDSA's (r, s) and (r, n-s)).
-func TokenKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+// The text is hashed in place: []byte(raw) would copy every token longer
+// than 32 bytes to the heap on every request.
+func TokenKey(raw string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))) // read only
+}
 
 // Token checks a token without resolving its user. The returned Claims are
 // nil when the verdict came from the cache (see Principal.Claims).
@@ -70,12 +86,13 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		if a.isRevoked(v.key, now) {
 			return models.Token{}, errRevoked
 		}
-		if n := now.UnixNano(); n < v.expires {
+		if n := now.UnixNano(); n < v.expires && ctx.Value(revalidateKey{}) == nil {
 			a.obs.CacheHit()
 			tok := v.token()
 			if err := a.checkLocal(ctx, raw, tok); err != nil {
 				return models.Token{}, err
 			}
+			a.refreshAhead(ctx, raw, key, &v, n)
 			return tok, nil
 		}
 		if n := now.UnixNano(); n < v.exp && n < v.expires+int64(a.st().cfg.StaleGrace) {
@@ -104,8 +121,9 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		}
 		return models.Token{}, err
 	}
-	led := false // this request started the call (waiters on another's call spend nothing)
-	ch := a.tokenCalls.DoChan(string(key[:]), func() (any, error) {
+	led := false   // this request started the call (waiters on another's call spend nothing)
+	callKey := key // slicing key itself would move it to the heap, on every request (it is captured below)
+	ch := a.tokenCalls.DoChan(string(callKey[:]), func() (any, error) {
 		led = true
 		if !known && a.st().cfg.CallsHome != nil {
 			if ok, wait := a.st().cfg.CallsHome.Take(ctx); !ok {
@@ -119,10 +137,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		err := verify(cctx, a.st().verifier, raw, tok)
 		switch {
 		case err == nil:
-			expires := a.now().Add(a.st().cfg.TTL)
-			if tok.Expires.Before(expires) {
-				expires = tok.Expires
-			}
+			expires := a.verdictExpiry(tok, a.now())
 			// The verdict keeps no claims: their map was half of the
 			// cache's memory, and only allow rules that read claims need
 			// them, decoded again from the request's token (Principal.Claims).

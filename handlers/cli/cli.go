@@ -55,6 +55,10 @@ type Build struct {
 	// Settings is the commented default settings.yaml (go:embed): served
 	// when there is no settings file and printed by `jwtgate config`.
 	Settings []byte
+	// SetMemoryLimit sets the process's soft memory limit
+	// (runtime/debug.SetMemoryLimit); serve calls it with a default derived
+	// from the cache sizes unless GOMEMLIMIT is set. Nil: never set.
+	SetMemoryLimit func(int64) int64
 }
 
 const configHelp = "settings file (default $" + models.EnvConfig + ", else ./settings.yaml, else the built-in defaults)"

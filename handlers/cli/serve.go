@@ -30,6 +30,7 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	for _, w := range s.Warnings() {
 		log.Warn("settings: " + w)
 	}
+	applyMemoryLimit(s, e.getenv, e.build.SetMemoryLimit, log)
 	gw, err := handlers.NewGateway(ctx, cfg, log, handlers.Options{Getenv: e.getenv})
 	if err != nil {
 		return err
