@@ -134,10 +134,11 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		// cancel, bounded by its own timeout.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.st().cfg.CallTimeout)
 		defer cancel()
+		asked := a.now() // the verdict counts from the question, not the answer: a slow answer buys no extra ttl
 		err := verify(cctx, a.st().verifier, raw, tok)
 		switch {
 		case err == nil:
-			expires := a.verdictExpiry(tok, a.now())
+			expires := a.verdictExpiry(tok, asked)
 			// The verdict keeps no claims: their map was half of the
 			// cache's memory, and only allow rules that read claims need
 			// them, decoded again from the request's token (Principal.Claims).
