@@ -133,10 +133,11 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 		}
 		if !in.Trusted {
 			dropForwarded(in.Header)
+			d.gate.dropProxyHeader(in.Header)
 		}
 	}
 	dec.Route = rt
-	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin)
+	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin, in.Trusted && in.Entry != entryBuiltin)
 	if err != nil {
 		return dec, err
 	}

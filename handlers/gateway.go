@@ -68,6 +68,11 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		gin.SetMode(gin.ReleaseMode)
 	}
 	log = slog.New(withRequestID(log.Handler()))
+	// An OpenID provider's discovery document says where its keys are.
+	s, _, err := authn.ResolveDiscovery(ctx, s, &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout), Timeout: s.AuthService.Timeout})
+	if err != nil {
+		return nil, err
+	}
 	now := opt.Now
 	if now == nil {
 		now = time.Now
@@ -127,6 +132,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		return fail(err)
 	}
 	ac := authn.ConfigFrom(s)
+	ac.Users = cfg.Users
 	if s.Auth.Verify != models.VerifyLocal { // local mode never calls home to verify
 		budget, err := newCallBudget(cfg.Throttle, now)
 		if err != nil {

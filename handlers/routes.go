@@ -75,7 +75,7 @@ func newRouter(d routerDeps) *gin.Engine {
 
 	dc := &decider{
 		table:   d.table,
-		gate:    newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)),
+		gate:    withProxyHeader(newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)), s.Auth.ProxyHeader),
 		idn:     d.identity,
 		trusted: d.trusted,
 	}
