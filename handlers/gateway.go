@@ -69,7 +69,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	}
 	log = slog.New(withRequestID(log.Handler()))
 	// An OpenID provider's discovery document says where its keys are.
-	s, _, err := authn.ResolveDiscovery(ctx, s, &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout), Timeout: s.AuthService.Timeout})
+	s, discovered, err := authn.ResolveDiscovery(ctx, s, &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout), Timeout: s.AuthService.Timeout})
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,16 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		return fail(err)
 	}
 	ac := authn.ConfigFrom(s)
-	ac.Users = cfg.Users
+	switch s.Users.Source {
+	case models.UsersFromClaims:
+		ac.Users = cfg.Users
+	case models.UsersFromUserinfo:
+		ui, err := userinfoFetcher(s, discovered, cfg.Users)
+		if err != nil {
+			return fail(err)
+		}
+		deps.Fetcher = ui
+	}
 	if s.Auth.Verify != models.VerifyLocal { // local mode never calls home to verify
 		budget, err := newCallBudget(cfg.Throttle, now)
 		if err != nil {

@@ -418,7 +418,7 @@ func DefaultSettings() Settings {
 			},
 		},
 		Database:        Database{Driver: "sqlite", DSN: "jwtgate.db"},
-		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000, Source: UsersFromAuthService},
+		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000, Source: UsersFromAuthService, Claims: map[string]string{}, Fields: map[string]string{}},
 		IdentityHeaders: IdentityHeaders{Prefix: "X-User-"},
 		IdentityToken: IdentityToken{
 			Algorithm: AlgES256, KeyFile: "jwtgate-identity-key.pem",

@@ -83,7 +83,7 @@ func (l LocalVerif) validate(p *problemList, verify, usersSource string) {
 			p.add(key, "needs either jwks_url or keys (exactly one), or discovery_url alone")
 		}
 	}
-	if usersSource == UsersFromAuthService || usersSource == "" {
+	if usersSource != UsersFromClaims {
 		l.validateUserEndpoint(p)
 	}
 }
