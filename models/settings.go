@@ -1,6 +1,9 @@
 package models
 
-import "time"
+import (
+	"maps"
+	"time"
+)
 
 // Settings is the whole of settings.yaml. Field names follow the contract
 // (../shared/design/contract.md); defaults come from DefaultSettings.
@@ -418,7 +421,7 @@ func DefaultSettings() Settings {
 			},
 		},
 		Database:        Database{Driver: "sqlite", DSN: "jwtgate.db"},
-		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000, Source: UsersFromAuthService, Claims: map[string]string{}, Fields: map[string]string{}},
+		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000, Source: UsersFromAuthService, Claims: maps.Clone(DefaultUserClaims), Fields: map[string]string{}},
 		IdentityHeaders: IdentityHeaders{Prefix: "X-User-"},
 		IdentityToken: IdentityToken{
 			Algorithm: AlgES256, KeyFile: "jwtgate-identity-key.pem",
