@@ -87,6 +87,14 @@ func TestOIDCClaimsMirrorAndRoles(t *testing.T) {
 		t.Fatalf("the mirror was written again for the same claims: %v then %v", seen, u2.UpdatedAt)
 	}
 
+	// A new token with the same claims writes nothing either.
+	if r := get(t, gw.URL+"/api/x", p.Login(t, "alice", oidcResource).Access); r.Status != http.StatusOK {
+		t.Fatalf("alice's second token: %d", r.Status)
+	}
+	if u2, _ := gw.GW.Store.UserByKey(t.Context(), models.UserKey{ID: "alice"}); !u2.UpdatedAt.Equal(seen) {
+		t.Fatalf("the mirror was written again for a new token with the same claims: %v then %v", seen, u2.UpdatedAt)
+	}
+
 	// The provider makes alice an admin and takes billing away: her next
 	// token says so, and the mirror follows.
 	p.SetAccount(t, "alice", map[string]any{

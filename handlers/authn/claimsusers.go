@@ -39,7 +39,7 @@ func (a *Authenticator) claimsUser(ctx context.Context, raw string, tok models.T
 		return nil, fmt.Errorf("user %q: users.claims.id gives %q, auth.user_id_claim %q: %w", key, u.ID, key.ID, models.ErrUserRejected)
 	}
 	if cached {
-		if models.SameUser(cu.user, u) {
+		if models.SameUser(cu.recorded(u.Fields), u) {
 			return cu, nil
 		}
 		u.IsActive = cu.user.IsActive // deactivated in the mirror stays so
@@ -58,4 +58,19 @@ func (a *Authenticator) claimsUser(ctx context.Context, raw string, tok models.T
 	}
 	a.write(ctx, u) // the record stays cached even if the write failed
 	return a.remember(u, a.now().Add(a.cfg.RefreshAfter)), nil
+}
+
+// recorded returns the cached record with its extra fields taken back
+// from attrs (the cached copy drops Fields), for the names in like.
+func (cu *cachedUser) recorded(like map[string]any) models.User {
+	u := cu.user
+	if len(like) > 0 {
+		u.Fields = make(map[string]any, len(like))
+		for k := range like {
+			if v, ok := cu.attrs[k]; ok {
+				u.Fields[k] = v
+			}
+		}
+	}
+	return u
 }
