@@ -102,7 +102,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	// hybrid: remote as above, plus the local check on every request.
 	deps := authn.Deps{Verifier: rc, Fetcher: rc, Store: store, Observer: m, Log: log, Now: now}
 	var local *authn.Local
-	if s.Auth.Verify != models.VerifyRemote {
+	if s.Auth.Verify != models.VerifyRemote && s.Auth.Verify != models.VerifyIntrospect {
 		lc := authn.LocalConfigFrom(s)
 		lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
 		local, err = authn.NewLocal(ctx, lc, getenv, log, now)
@@ -132,6 +132,13 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		return fail(err)
 	}
 	ac := authn.ConfigFrom(s)
+	if s.Auth.Verify == models.VerifyIntrospect {
+		ic, err := introspectionClient(s, discovered, getenv, log, now)
+		if err != nil {
+			return fail(err)
+		}
+		ac.Introspect = ic
+	}
 	switch s.Users.Source {
 	case models.UsersFromClaims:
 		ac.Users = cfg.Users

@@ -2,7 +2,10 @@ package handlers
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
 	"jwtgate/handlers/authn"
 	"jwtgate/models"
@@ -21,4 +24,27 @@ func userinfoFetcher(s models.Settings, discovered authn.Discovered, mapping *mo
 	}
 	hc := &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout), Timeout: s.AuthService.Timeout}
 	return authn.NewUserinfo(d.UserinfoEndpoint, hc, mapping), nil
+}
+
+// introspectionClient is the RFC 7662 client of verify: introspect:
+// auth.introspection.url, or the endpoint auth.local.discovery_url names;
+// the secret from the environment; auth_service.circuit's breaker.
+func introspectionClient(s models.Settings, discovered authn.Discovered, getenv func(string) string, log *slog.Logger, now func() time.Time) (*authn.Introspection, error) {
+	in := s.Auth.Introspection
+	endpoint := in.URL
+	if endpoint == "" {
+		endpoint = discovered[s.Auth.Local.Issuer].IntrospectionEndpoint
+	}
+	if endpoint == "" {
+		return nil, fmt.Errorf("auth.introspection.url: the discovery document of %q names no introspection_endpoint", s.Auth.Local.Issuer)
+	}
+	secret := getenv(strings.TrimPrefix(in.ClientSecret, models.KeyEnvPrefix))
+	if secret == "" {
+		return nil, fmt.Errorf("auth.introspection.client_secret: environment variable %s is empty", strings.TrimPrefix(in.ClientSecret, models.KeyEnvPrefix))
+	}
+	hc := &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout), Timeout: s.AuthService.Timeout}
+	return authn.NewIntrospection(authn.IntrospectionConfig{
+		Endpoint: endpoint, ClientID: in.ClientID, ClientSecret: secret,
+		Failures: s.AuthService.Circuit.Failures, CoolDown: s.AuthService.Circuit.CoolDown,
+	}, hc, log, now), nil
 }

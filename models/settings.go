@@ -75,6 +75,9 @@ type Auth struct {
 	// tokens a client names in a successful blacklist call (logout at the
 	// edge); off, they are only evicted from the verify caches.
 	RevokeOnLogout bool `yaml:"revoke_on_logout"`
+	// Introspection is the provider's RFC 7662 endpoint verify: introspect
+	// asks about every new token.
+	Introspection AuthIntrospection `yaml:"introspection"`
 	// ProxyHeader names a header a trusted proxy (oauth2-proxy, say) puts
 	// the caller's bare access token in (X-Forwarded-Access-Token). It is
 	// read only from trusted_proxies and only when the request carries no
@@ -83,6 +86,15 @@ type Auth struct {
 	ProxyHeader string     `yaml:"proxy_header"`
 	Cache       AuthCache  `yaml:"cache"`
 	Local       LocalVerif `yaml:"local"`
+}
+
+// AuthIntrospection is how verify: introspect reaches the provider.
+type AuthIntrospection struct {
+	// URL is the introspection endpoint; empty: the one auth.local.discovery_url names.
+	URL      string `yaml:"url"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is "env:NAME".
+	ClientSecret string `yaml:"client_secret"`
 }
 
 // AuthCache sizes the verify cache and bounds how long verdicts live.
@@ -372,6 +384,9 @@ const (
 	VerifyRemote = "remote"
 	VerifyLocal  = "local"
 	VerifyHybrid = "hybrid"
+	// VerifyIntrospect asks the provider's introspection endpoint (RFC
+	// 7662) about every new token, opaque or JWT (cached like remote).
+	VerifyIntrospect = "introspect"
 )
 
 // Authentication modes of a route.

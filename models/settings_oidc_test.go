@@ -29,6 +29,10 @@ func TestSettingsProblemsOIDC(t *testing.T) {
 		{"client id with colon", "introspection: {clients: [{id: 'a:b', secret: 'env:S'}]}", "introspection.clients[0].id", 0, "must be a client id without ':'"},
 		{"duplicate client", "introspection: {clients: [{id: a, secret: 'env:S'}, {id: a, secret: 'env:T'}]}", "introspection.clients[1].id", 0, `"a" is also introspection.clients[0].id`},
 		{"literal secret", "introspection: {clients: [{id: a, secret: hunter2}]}", "introspection.clients[0].secret", 0, "must be env:NAME"},
+		{"introspect without endpoint", "auth: {verify: introspect, introspection: {client_id: c, client_secret: 'env:S'}}", "auth.introspection.url", 0, "verify: introspect needs auth.introspection.url or auth.local.discovery_url"},
+		{"introspect without client", "auth: {verify: introspect, introspection: {url: 'http://127.0.0.1:1/i', client_secret: 'env:S'}}", "auth.introspection.client_id", 0, "must not be empty"},
+		{"introspect literal secret", "auth: {verify: introspect, introspection: {url: 'http://127.0.0.1:1/i', client_id: c, client_secret: s}}", "auth.introspection.client_secret", 0, "must be env:NAME"},
+		{"introspect bad url", "auth: {verify: introspect, introspection: {url: 'ftp://x', client_id: c, client_secret: 'env:S'}}", "auth.introspection.url", 0, "must be an http:// or https:// URL"},
 		{"bad network", "introspection: {trusted_networks: [10.0.0.0/33]}", "introspection.trusted_networks[0]", 0, "want a CIDR"},
 	})
 }

@@ -44,6 +44,19 @@ func (s Settings) validateOIDC(p *problemList) {
 			p.add("auth.proxy_header", "must differ from auth.header_name (%q)", s.Auth.HeaderName)
 		}
 	}
+	if s.Auth.Verify == VerifyIntrospect {
+		in := s.Auth.Introspection
+		p.checkURL("auth.introspection.url", in.URL, false)
+		if in.URL == "" && s.Auth.Local.DiscoveryURL == "" {
+			p.add("auth.introspection.url", "verify: introspect needs auth.introspection.url or auth.local.discovery_url")
+		}
+		if in.ClientID == "" {
+			p.add("auth.introspection.client_id", "must not be empty with verify: introspect")
+		}
+		if name, ok := strings.CutPrefix(in.ClientSecret, KeyEnvPrefix); !ok || !validEnvName(name) {
+			p.add("auth.introspection.client_secret", "must be %sNAME (the secret is read from that environment variable)", KeyEnvPrefix)
+		}
+	}
 	seen := map[string]int{}
 	for i, c := range s.Introspection.Clients {
 		key := indexKey("introspection.clients", i)

@@ -22,6 +22,7 @@ import (
 // tests/oidc/provider.mjs) on a loopback port.
 type oidcProvider struct {
 	URL string // the issuer
+	cmd *exec.Cmd
 }
 
 // oidcStart runs tests/oidc/provider.mjs with Node.js until the test ends.
@@ -53,7 +54,7 @@ func oidcStart(t testing.TB) *oidcProvider {
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		_, _ = cmd.Process.Wait()
 	})
 	ready := make(chan bool, 1)
 	go func() {
@@ -69,7 +70,13 @@ func oidcStart(t testing.TB) *oidcProvider {
 	case <-time.After(30 * time.Second):
 		t.Fatal("oidc provider did not start within 30s")
 	}
-	return &oidcProvider{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	return &oidcProvider{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+}
+
+// Stop ends the provider (its port then refuses connections).
+func (p *oidcProvider) Stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 // Discovery is the provider's discovery document URL.

@@ -96,6 +96,9 @@ type Config struct {
 	// the cache, negative-cache hits, pre-check failures and requests
 	// waiting on a call in flight never ask.
 	CallsHome CallBudget
+	// Introspect, when set, verifies every new token by asking the
+	// provider's introspection endpoint (verify: introspect).
+	Introspect Introspecter
 	// Users, when set, builds users from the verified token's claims
 	// (users.source: claims) instead of fetching them.
 	Users *models.UserMapping

@@ -23,7 +23,14 @@ func (a *Authenticator) claimsUser(ctx context.Context, raw string, tok models.T
 	if claims == nil {
 		c, err := models.TokenClaims(raw)
 		if err != nil {
-			return nil, fmt.Errorf("user %q: %w", key, err)
+			// An opaque token (verify: introspect) whose verdict is cached
+			// but whose user left the cache: the mirror wrote it down when
+			// the token was introspected.
+			u, serr := a.store.UserByKey(ctx, key)
+			if serr != nil {
+				return nil, fmt.Errorf("user %q: %w: %w", key, models.ErrAuthUnavailable, serr)
+			}
+			return a.remember(u, a.now().Add(a.cfg.RefreshAfter)), nil
 		}
 		claims = c
 	}

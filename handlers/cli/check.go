@@ -79,6 +79,16 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		}
 	}
 
+	if s.Auth.Verify == models.VerifyIntrospect && s.Auth.Local.DiscoveryURL != "" {
+		// The introspection endpoint comes from the discovery document.
+		if _, _, err := authn.ResolveDiscovery(ctx, s, &http.Client{Timeout: s.AuthService.Timeout}); err != nil {
+			fmt.Fprintf(out, "auth.local.discovery_url (verify: introspect):\n")
+			problem("%v", err)
+		} else {
+			fmt.Fprintf(out, "auth.local.discovery_url (verify: introspect): ok\n")
+		}
+	}
+
 	if it := s.IdentityToken; it.Enabled && it.KeyFile != "" {
 		fmt.Fprintf(out, "identity_token.key_file (%s):\n", it.KeyFile)
 		switch st, err := handlers.CheckIdentityKey(it); {
