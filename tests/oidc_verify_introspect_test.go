@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ users:
 routes:
   - {path: /api/, upstream: "%UPSTREAM%"}
   - {path: /api/staff/, upstream: "%UPSTREAM%", allow: 'user.is_staff'}
+introspection: {trusted_networks: [127.0.0.1]}
 `
 
 func TestOIDCVerifyIntrospect(t *testing.T) {
@@ -54,6 +56,11 @@ func TestOIDCVerifyIntrospect(t *testing.T) {
 		}
 	}
 
+	// The served endpoint answers from the same verdict and user.
+	if m := oidcIntrospect(t, nil, gw.URL, "", "", "token="+url.QueryEscape(alice)).json(t); m["active"] != true || m["sub"] != "alice" || m["is_staff"] != true {
+		t.Fatalf("served introspection of an opaque token: %v", m)
+	}
+
 	// Revoked at the provider: served from the cache until cache.ttl,
 	// refused after.
 	p.Revoke(t, alice)
@@ -63,6 +70,9 @@ func TestOIDCVerifyIntrospect(t *testing.T) {
 	clk.Advance(31 * time.Second)
 	if r := get(t, gw.URL+"/api/x", alice); r.Status != http.StatusUnauthorized {
 		t.Fatalf("revoked at the provider, past cache.ttl: %d %s", r.Status, r.Body)
+	}
+	if r := oidcIntrospect(t, nil, gw.URL, "", "", "token="+url.QueryEscape(alice)); string(r.Body) != `{"active":false}` {
+		t.Fatalf("served introspection of a revoked token: %d %s", r.Status, r.Body)
 	}
 
 	// Provider down: 503, never 401; the breaker then stops calling.
