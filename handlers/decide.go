@@ -143,6 +143,7 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 		}
 		if !in.Trusted {
 			dropForwarded(in.Header)
+			d.gate.dropProxyHeader(in.Header)
 		}
 	}
 	dec.Route = rt
@@ -157,7 +158,7 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 			return dec, err
 		}
 	}
-	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin, alt)
+	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin, alt, in.Trusted && in.Entry != entryBuiltin)
 	if err != nil {
 		return dec, err
 	}

@@ -106,6 +106,12 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		gin.SetMode(gin.ReleaseMode)
 	}
 	log = slog.New(withRequestID(log.Handler()))
+	// An OpenID provider's discovery document says where its keys are.
+	cfg, discovered, err := discover(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s = cfg.Settings
 	now := opt.Now
 	if now == nil {
 		now = time.Now
@@ -139,7 +145,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		}
 		return nil, errors.Join(err, store.Close())
 	}
-	snap, err := g.verification(ctx, cfg, nil)
+	snap, err := g.verification(ctx, cfg, discovered, nil)
 	if err != nil {
 		return fail(nil, err)
 	}
@@ -149,6 +155,13 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	// hybrid: remote as above, plus the local check on every request.
 	verifier, local := snap.verifiers(rc)
 	deps := authn.Deps{Verifier: verifier, Local: local, Fetcher: rc, Store: store, Observer: m, Log: log, Now: now}
+	if s.Users.Source == models.UsersFromUserinfo { // users.source needs a restart (keepRestartOnly)
+		ui, err := userinfoFetcher(s, discovered, cfg.Users)
+		if err != nil {
+			return fail(snap, err)
+		}
+		deps.Fetcher = ui
+	}
 	if store.Driver() == "postgres" {
 		deps.Peers = notify.NewPublisher(store, log, func(kind string, err error) {
 			if err != nil {
@@ -196,11 +209,21 @@ func (h gatewayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // local verifier (reused from prev when auth.local did not change) and the
 // authenticator's settings, with the call budget (reused from prev when
 // its limits did not change).
-func (g *Gateway) verification(ctx context.Context, cfg *models.Runtime, prev *snapshot) (*snapshot, error) {
+func (g *Gateway) verification(ctx context.Context, cfg *models.Runtime, discovered authn.Discovered, prev *snapshot) (*snapshot, error) {
 	c := g.core
 	s := cfg.Settings
 	snap := &snapshot{cfg: cfg, settings: s, auth: authn.ConfigFrom(s)}
-	if s.Auth.Verify != models.VerifyRemote {
+	if s.Auth.Verify == models.VerifyIntrospect {
+		ic, err := introspectionClient(s, discovered, c.getenv, c.log, c.now)
+		if err != nil {
+			return nil, err
+		}
+		snap.auth.Introspect = ic
+	}
+	if s.Users.Source == models.UsersFromClaims {
+		snap.auth.Users = cfg.Users
+	}
+	if s.Auth.Verify != models.VerifyRemote && s.Auth.Verify != models.VerifyIntrospect {
 		if prev != nil && prev.local != nil && localSame(prev.settings, s) {
 			snap.local = prev.local
 		} else {
@@ -285,6 +308,7 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 		log: c.log, settings: s, remote: c.remote, auth: snap.authn, table: table,
 		identity: idn, signer: sig, login: snap.login, callsHome: snap.budget != nil, trusted: trusted,
 		metrics: c.m, health: c.health, now: c.now,
+		introspect: introspectorFor(snap.cfg, c.getenv),
 	})
 	for _, ri := range snap.router.Routes() {
 		c.m.Route(ri.Path) // resolve every label child before traffic
@@ -293,6 +317,20 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 		c.m.Route(r.Name)
 	}
 	return nil
+}
+
+// discover resolves the OpenID providers' discovery documents
+// (auth.local.discovery_url): cfg with their jwks_url and issuer filled
+// in, and what each document said.
+func discover(ctx context.Context, cfg *models.Runtime) (*models.Runtime, authn.Discovered, error) {
+	s := cfg.Settings
+	s, discovered, err := authn.ResolveDiscovery(ctx, s, &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout), Timeout: s.AuthService.Timeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	resolved := *cfg
+	resolved.Settings = s
+	return &resolved, discovered, nil
 }
 
 // localSame reports whether two settings build the same local verifier.

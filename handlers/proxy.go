@@ -134,9 +134,11 @@ type gate struct {
 	cr      credentials
 	auth    authenticator
 	headers headerRules
-	// tokenHeader is the token header's key, alone: decision.Remove of a
-	// route that does not forward the token.
+	// tokenHeader is the token header's key (and auth.proxy_header's):
+	// decision.Remove of a route that does not forward the token.
 	tokenHeader []string
+	// proxyHeader is auth.proxy_header's key; "" when off (proxyheader.go).
+	proxyHeader string
 }
 
 // newGate builds the gate for a token header and header rules.
@@ -149,8 +151,10 @@ func newGate(log *slog.Logger, cr credentials, auth authenticator, headers heade
 // clean are the request as the allow rule sees it; h carries the token,
 // or, when it carries no token header, alt does (browser.credential).
 // With cleanHeaders, h is first cleaned in place (headerRules.clean): the
-// rule sees only headers the upstream gets in the same spelling.
-func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool, alt string) (*authn.Principal, error) {
+// rule sees only headers the upstream gets in the same spelling. trusted
+// says the request came from a trusted proxy, whose auth.proxy_header is
+// read when h carries no token header (before alt).
+func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool, alt string, trusted bool) (*authn.Principal, error) {
 	if cleanHeaders {
 		if err := g.headers.clean(h, rt.rule != nil && rt.rule.NeedsHeaders()); err != nil {
 			return nil, err
@@ -159,6 +163,9 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 	var p *authn.Principal
 	if rt.Auth != models.AuthNone {
 		raw, present, err := g.cr.extract(h)
+		if err == nil && !present && trusted && g.proxyHeader != "" {
+			raw, present, err = g.proxyToken(h)
+		}
 		if err == nil && !present && alt != "" {
 			raw, present = alt, true
 		}

@@ -48,7 +48,11 @@ func (g *Gateway) Reload(ctx context.Context, load func() (models.Settings, erro
 	if len(probs) > 0 {
 		return refuse(models.Problems(probs))
 	}
-	snap, err := g.verification(ctx, cfg, prev)
+	cfg, discovered, err := discover(ctx, cfg)
+	if err != nil {
+		return refuse(err)
+	}
+	snap, err := g.verification(ctx, cfg, discovered, prev)
 	if err != nil {
 		return refuse(err)
 	}
@@ -84,6 +88,11 @@ func keepRestartOnly(running, next models.Settings) (models.Settings, []string) 
 	if !reflect.DeepEqual(next.Database, running.Database) {
 		kept = append(kept, "database")
 		next.Database = running.Database
+	}
+	// Where users come from is wired into the shared user loader.
+	if next.Users.Source != running.Users.Source {
+		kept = append(kept, "users.source")
+		next.Users.Source = running.Users.Source
 	}
 	// The auth service client (its breaker, connections and calls in
 	// flight) is shared by every snapshot.

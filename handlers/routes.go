@@ -31,6 +31,9 @@ type routerDeps struct {
 	login    *loginGuard // the login throttles
 	trusted  trustedProxies
 	now      func() time.Time
+	// introspect serves POST /auth/introspect/; nil when introspection
+	// lists no clients and no networks.
+	introspect *introspector
 
 	// callsHome is set when throttle.calls_home_per_client bounds calls
 	// home: requests then carry their client key for it.
@@ -90,7 +93,7 @@ func newRouter(d routerDeps) *gin.Engine {
 
 	dc := &decider{
 		table:   d.table,
-		gate:    newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)),
+		gate:    withProxyHeader(newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)), s.Auth.ProxyHeader),
 		idn:     d.identity,
 		trusted: d.trusted,
 		browser: br,
@@ -107,6 +110,9 @@ func newRouter(d routerDeps) *gin.Engine {
 	// token was refused.
 
 	r.Any("/auth/check", handleCheck(dc, s.ForwardAuth.Headers))
+	if d.introspect != nil {
+		r.POST("/auth/introspect/", handleIntrospect(dc, d.introspect, cr))
+	}
 	if d.signer != nil {
 		r.GET("/.well-known/jwks.json", handleJWKS(d.signer))
 	}

@@ -21,6 +21,11 @@ type Runtime struct {
 	TrustedNets []netip.Prefix
 	// Throttle is throttle with its rates parsed.
 	Throttle CompiledThrottle
+	// Users is the users section's claims mapping compiled; nil when
+	// users.source is auth_service.
+	Users *UserMapping
+	// IntrospectionNets is introspection.trusted_networks parsed.
+	IntrospectionNets []netip.Prefix
 }
 
 // CompiledRoute is one route ready to serve: Name is never empty (the path
@@ -71,6 +76,7 @@ func Compile(s Settings) (*Runtime, []Problem) {
 		rt.TrustedNets = append(rt.TrustedNets, pfx)
 	}
 	rt.Throttle = compileThrottle(&p, s.Throttle)
+	compileOIDC(&p, rt)
 	if len(p) > 0 {
 		return nil, p
 	}

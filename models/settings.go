@@ -1,6 +1,9 @@
 package models
 
-import "time"
+import (
+	"maps"
+	"time"
+)
 
 // Settings is the whole of settings.yaml. Field names follow the contract
 // (../shared/design/contract.md); defaults come from DefaultSettings.
@@ -26,8 +29,11 @@ type Settings struct {
 	// Browser is the browser-app mode: HttpOnly cookie sessions, CSRF,
 	// allowed origins (settings_browser.go). Off by default.
 	Browser Browser `yaml:"browser"`
-	Log     Log     `yaml:"log"`
-	Routes  []Route `yaml:"routes"`
+	// Introspection configures the gateway's own RFC 7662 endpoint,
+	// POST /auth/introspect/, for internal services.
+	Introspection Introspection `yaml:"introspection"`
+	Log           Log           `yaml:"log"`
+	Routes        []Route       `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
 	// of the gateway whose X-Forwarded-* headers are believed and that may
 	// call /auth/check. Default none: the client is the TCP peer.
@@ -88,9 +94,27 @@ type Auth struct {
 	// RevokeOnLogout refuses, on every replica until they expire, the
 	// tokens a client names in a successful blacklist call (logout at the
 	// edge); off, they are only evicted from the verify caches.
-	RevokeOnLogout bool       `yaml:"revoke_on_logout"`
-	Cache          AuthCache  `yaml:"cache"`
-	Local          LocalVerif `yaml:"local"`
+	RevokeOnLogout bool `yaml:"revoke_on_logout"`
+	// Introspection is the provider's RFC 7662 endpoint verify: introspect
+	// asks about every new token.
+	Introspection AuthIntrospection `yaml:"introspection"`
+	// ProxyHeader names a header a trusted proxy (oauth2-proxy, say) puts
+	// the caller's bare access token in (X-Forwarded-Access-Token). It is
+	// read only from trusted_proxies and only when the request carries no
+	// header_name token; from anyone else it is removed in every spelling.
+	// Empty: off.
+	ProxyHeader string     `yaml:"proxy_header"`
+	Cache       AuthCache  `yaml:"cache"`
+	Local       LocalVerif `yaml:"local"`
+}
+
+// AuthIntrospection is how verify: introspect reaches the provider.
+type AuthIntrospection struct {
+	// URL is the introspection endpoint; empty: the one auth.local.discovery_url names.
+	URL      string `yaml:"url"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is "env:NAME".
+	ClientSecret string `yaml:"client_secret"`
 }
 
 // AuthCache sizes the verify cache and bounds how long verdicts live.
@@ -105,12 +129,17 @@ type AuthCache struct {
 
 // LocalVerif configures in-process signature verification (verify: local or hybrid).
 type LocalVerif struct {
-	JWKSURL    string        `yaml:"jwks_url"`
-	Keys       []string      `yaml:"keys"`
-	Algorithms []string      `yaml:"algorithms"`
-	Issuer     string        `yaml:"issuer"`
-	Audience   string        `yaml:"audience"`
-	Leeway     time.Duration `yaml:"leeway"`
+	// DiscoveryURL is an OpenID provider's /.well-known/openid-configuration:
+	// it sets jwks_url and issuer (and the userinfo endpoint) from the
+	// document, fetched at start. jwks_url and keys must then be empty;
+	// issuer, when set, must match the document's.
+	DiscoveryURL string        `yaml:"discovery_url"`
+	JWKSURL      string        `yaml:"jwks_url"`
+	Keys         []string      `yaml:"keys"`
+	Algorithms   []string      `yaml:"algorithms"`
+	Issuer       string        `yaml:"issuer"`
+	Audience     string        `yaml:"audience"`
+	Leeway       time.Duration `yaml:"leeway"`
 	// JWKSRefreshInterval is how often every JWKS is fetched again.
 	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
 	// JWKSRefetchInterval bounds refetches caused by tokens whose kid is
@@ -123,9 +152,12 @@ type LocalVerif struct {
 
 // LocalIssuer is one trusted issuer of auth.local.issuers.
 type LocalIssuer struct {
-	Issuer  string   `yaml:"issuer"`
-	JWKSURL string   `yaml:"jwks_url"`
-	Keys    []string `yaml:"keys"`
+	// DiscoveryURL sets this issuer's jwks_url (and issuer, when empty)
+	// from the provider's discovery document, as auth.local.discovery_url.
+	DiscoveryURL string   `yaml:"discovery_url"`
+	Issuer       string   `yaml:"issuer"`
+	JWKSURL      string   `yaml:"jwks_url"`
+	Keys         []string `yaml:"keys"`
 	// Audience is the required aud claim; empty means auth.local.audience.
 	Audience string `yaml:"audience"`
 	// UserEndpoint says the auth service (auth_service.url) issues this
@@ -189,10 +221,58 @@ type Database struct {
 	DSN    string `yaml:"dsn"`
 }
 
-// Users configures the user mirror's cache and freshness.
+// Users configures where mirrored users come from and the mirror's cache
+// and freshness.
 type Users struct {
 	RefreshAfter time.Duration `yaml:"refresh_after"`
 	CacheSize    int           `yaml:"cache_size"`
+	// Source is where a user's record comes from: UsersFromAuthService
+	// (auth_service.user_path, the default), UsersFromClaims (the verified
+	// token's claims) or UsersFromUserinfo (the provider's userinfo
+	// endpoint, with the caller's token).
+	Source string `yaml:"source"`
+	// Claims maps mirrored fields (id, email, username, first_name,
+	// last_name) to the claims they come from; unset fields keep the
+	// OIDC defaults (DefaultUserClaims).
+	Claims map[string]string `yaml:"claims"`
+	// IsStaff and IsSuperuser are expr-lang expressions over claims that
+	// set the flags; empty: false.
+	IsStaff     string `yaml:"is_staff"`
+	IsSuperuser string `yaml:"is_superuser"`
+	// Fields are extra mirrored fields, each an expr-lang expression over
+	// claims (services: 'claims.resource_access?.["my-api"]?.roles ?? []').
+	Fields map[string]string `yaml:"fields"`
+}
+
+// Values of users.source.
+const (
+	UsersFromAuthService = "auth_service"
+	UsersFromClaims      = "claims"
+	UsersFromUserinfo    = "userinfo"
+)
+
+// DefaultUserClaims is users.claims for the fields it does not name: the
+// OpenID Connect standard claims.
+var DefaultUserClaims = map[string]string{
+	"id": "sub", "email": "email", "username": "preferred_username",
+	"first_name": "given_name", "last_name": "family_name",
+}
+
+// Introspection configures POST /auth/introspect/ (RFC 7662): who may ask.
+type Introspection struct {
+	// Clients authenticate with HTTP Basic (id and secret).
+	Clients []IntrospectionClient `yaml:"clients"`
+	// TrustedNetworks are CIDRs (or addresses) whose callers need no
+	// client credentials.
+	TrustedNetworks []string `yaml:"trusted_networks"`
+}
+
+// IntrospectionClient is one entry of introspection.clients.
+type IntrospectionClient struct {
+	ID string `yaml:"id"`
+	// Secret is "env:NAME": the secret is read from that environment
+	// variable, so it stays out of settings.yaml.
+	Secret string `yaml:"secret"`
 }
 
 // IdentityHeaders configures the headers that carry the caller's identity upstream.
@@ -327,6 +407,9 @@ const (
 	VerifyRemote = "remote"
 	VerifyLocal  = "local"
 	VerifyHybrid = "hybrid"
+	// VerifyIntrospect asks the provider's introspection endpoint (RFC
+	// 7662) about every new token, opaque or JWT (cached like remote).
+	VerifyIntrospect = "introspect"
 )
 
 // Authentication modes of a route.
@@ -378,7 +461,7 @@ func DefaultSettings() Settings {
 			},
 		},
 		Database:        Database{Driver: "sqlite", DSN: "jwtgate.db"},
-		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000},
+		Users:           Users{RefreshAfter: 10 * time.Minute, CacheSize: 10000, Source: UsersFromAuthService, Claims: maps.Clone(DefaultUserClaims), Fields: map[string]string{}},
 		IdentityHeaders: IdentityHeaders{Prefix: "X-User-"},
 		IdentityToken: IdentityToken{
 			Algorithm: AlgES256, KeyFile: "jwtgate-identity-key.pem",

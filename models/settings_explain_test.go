@@ -41,8 +41,8 @@ func TestSettingsUnknownKeySuggestsNearest(t *testing.T) {
 // misconfigured) are not reported as well.
 func TestSettingsBadEnumHasNoKnockOnErrors(t *testing.T) {
 	tests := []struct{ name, yaml, want, notWant string }{
-		{"misspelt verify mode", "auth:\n  verify: lokal\n", `auth.verify: must be remote, local or hybrid, got "lokal"`, "auth.local"},
-		{"verify mode in capitals", "auth:\n  verify: LOCAL\n", `auth.verify: must be remote, local or hybrid, got "LOCAL"`, "auth.local"},
+		{"misspelt verify mode", "auth:\n  verify: lokal\n", `auth.verify: must be remote, local, hybrid or introspect, got "lokal"`, "auth.local"},
+		{"verify mode in capitals", "auth:\n  verify: LOCAL\n", `auth.verify: must be remote, local, hybrid or introspect, got "LOCAL"`, "auth.local"},
 		{"bad route auth inside a protected route", "routes:\n  - path: /api/\n    upstream: http://127.0.0.1:1\n  - path: /api/x/\n    upstream: http://127.0.0.1:1\n    auth: nope\n",
 			`routes[1].auth: must be required, optional or none, got "nope"`, "skip"},
 	}

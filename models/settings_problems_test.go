@@ -72,7 +72,7 @@ func TestSettingsProblemsAuth(t *testing.T) {
 		{"zero cool down", "auth_service: {circuit: {failures: 3, cool_down: 0s}}", "auth_service.circuit.cool_down", 0, "must be a positive duration, got 0s"},
 		{"empty header", "auth: {header_name: ''}", "auth.header_name", 0, "must not be empty"},
 		{"empty user id claim", "auth: {user_id_claim: ''}", "auth.user_id_claim", 0, "must not be empty"},
-		{"verify capitalised", "auth: {verify: Remote}", "auth.verify", 0, `must be remote, local or hybrid, got "Remote"`},
+		{"verify capitalised", "auth: {verify: Remote}", "auth.verify", 0, `must be remote, local, hybrid or introspect, got "Remote"`},
 		{"zero cache", "auth: {cache: {size: 0}}", "auth.cache.size", 0, "must be positive, got 0"},
 		{"zero ttl", "auth: {cache: {ttl: 0s}}", "auth.cache.ttl", 0, "must be a positive duration, got 0s"},
 		{"negative negative ttl", "auth: {cache: {negative_ttl: -1s}}", "auth.cache.negative_ttl", 0, "must not be negative, got -1s"},

@@ -2,6 +2,7 @@ package models
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestRepoSettingsLoad(t *testing.T) {
 		t.Fatalf("repo settings.yaml: %v", err)
 	}
 	d := DefaultSettings()
-	if s.Listen != d.Listen || s.AuthService != d.AuthService || s.Database != d.Database || s.Users != d.Users {
+	if s.Listen != d.Listen || s.AuthService != d.AuthService || s.Database != d.Database || !reflect.DeepEqual(s.Users, d.Users) {
 		t.Fatalf("repo settings.yaml disagrees with the defaults:\n%+v\n%+v", s, d)
 	}
 	if rt, probs := Compile(s); len(probs) > 0 || len(rt.Routes) != 1 || rt.Routes[0].Rule == nil {

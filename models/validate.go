@@ -19,13 +19,14 @@ func (s Settings) Validate() []Problem {
 	s.validateServer(&p)
 	s.AuthService.validate(&p)
 	s.Auth.validate(&p)
-	s.Auth.Local.validate(&p, s.Auth.Verify)
+	s.Auth.Local.validate(&p, s.Auth.Verify, s.Users.Source)
 	s.validateStorage(&p)
 	s.validateIdentity(&p)
 	s.Throttle.validate(&p)
 	s.validateLogging(&p)
 	s.Browser.validate(&p)
 	validateRoutes(&p, s.Routes)
+	s.validateOIDC(&p)
 	return p
 }
 

@@ -48,8 +48,8 @@ func (a Auth) validate(p *problemList) {
 	if a.UserIDClaim == "" {
 		p.add("auth.user_id_claim", "must not be empty")
 	}
-	if !slices.Contains([]string{VerifyRemote, VerifyLocal, VerifyHybrid}, a.Verify) {
-		p.add("auth.verify", "must be remote, local or hybrid, got %q", a.Verify)
+	if !slices.Contains([]string{VerifyRemote, VerifyLocal, VerifyHybrid, VerifyIntrospect}, a.Verify) {
+		p.add("auth.verify", "must be remote, local, hybrid or introspect, got %q", a.Verify)
 	}
 	if a.Cache.Size <= 0 {
 		p.add("auth.cache.size", "must be positive, got %d", a.Cache.Size)

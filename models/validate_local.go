@@ -8,8 +8,9 @@ import (
 
 // validate checks auth.local: algorithms, intervals, key entries and the
 // issuers, whichever verify mode is set (a config must not turn invalid the
-// day someone switches to local); verify is auth.verify.
-func (l LocalVerif) validate(p *problemList, verify string) {
+// day someone switches to local); verify is auth.verify, usersSource
+// users.source (users from claims need no user endpoint).
+func (l LocalVerif) validate(p *problemList, verify, usersSource string) {
 	if l.Leeway < 0 {
 		p.add("auth.local.leeway", "must not be negative, got %s", l.Leeway)
 	}
@@ -28,17 +29,24 @@ func (l LocalVerif) validate(p *problemList, verify string) {
 		p.add("auth.local.jwks_refetch_interval", "must be a positive duration, got %s", l.JWKSRefetchInterval)
 	}
 	p.checkURL("auth.local.jwks_url", l.JWKSURL, false)
+	p.checkURL("auth.local.discovery_url", l.DiscoveryURL, false)
 	checkKeys(p, "auth.local.keys", l.Keys)
 	if len(l.Issuers) == 0 {
 		// Only for a valid local mode: a misspelt verify is reported once, by
 		// itself, not again as keys it made look missing.
-		if (verify == VerifyLocal || verify == VerifyHybrid) && l.JWKSURL == "" && len(l.Keys) == 0 {
-			p.add("auth.local", "verify: %s needs auth.local.jwks_url, auth.local.keys or auth.local.issuers", verify)
+		if (verify == VerifyLocal || verify == VerifyHybrid) && l.JWKSURL == "" && len(l.Keys) == 0 && l.DiscoveryURL == "" {
+			p.add("auth.local", "verify: %s needs auth.local.jwks_url, auth.local.keys or auth.local.issuers (or auth.local.discovery_url)", verify)
 		}
 		if l.JWKSURL != "" && len(l.Keys) > 0 {
 			p.add("auth.local.keys", "set either auth.local.jwks_url or auth.local.keys, not both")
 		}
+		if l.DiscoveryURL != "" && (l.JWKSURL != "" || len(l.Keys) > 0) {
+			p.add("auth.local.discovery_url", "sets the keys itself: auth.local.jwks_url and auth.local.keys must be empty")
+		}
 		return
+	}
+	if l.DiscoveryURL != "" {
+		p.add("auth.local.discovery_url", "must be empty when auth.local.issuers is set (give it per issuer)")
 	}
 	for _, single := range []struct {
 		key string
@@ -53,20 +61,31 @@ func (l LocalVerif) validate(p *problemList, verify string) {
 	seen := map[string]int{}
 	for i, is := range l.Issuers {
 		key := indexKey("auth.local.issuers", i)
-		if is.Issuer == "" {
-			p.add(key+".issuer", "must not be empty: a token's iss picks its issuer")
+		if is.Issuer == "" && is.DiscoveryURL == "" {
+			p.add(key+".issuer", "must not be empty (or come from discovery_url): a token's iss picks its issuer")
+		} else if is.Issuer == "" {
+			// Set from the discovery document at start.
 		} else if j, dup := seen[is.Issuer]; dup {
 			p.add(key+".issuer", "%q is also auth.local.issuers[%d].issuer", is.Issuer, j)
 		} else {
 			seen[is.Issuer] = i
 		}
 		p.checkURL(key+".jwks_url", is.JWKSURL, false)
+		p.checkURL(key+".discovery_url", is.DiscoveryURL, false)
 		checkKeys(p, key+".keys", is.Keys)
-		if (is.JWKSURL == "") == (len(is.Keys) == 0) {
-			p.add(key, "needs either jwks_url or keys (exactly one)")
+		sources := 0
+		for _, set := range []bool{is.JWKSURL != "", len(is.Keys) > 0, is.DiscoveryURL != ""} {
+			if set {
+				sources++
+			}
+		}
+		if sources != 1 {
+			p.add(key, "needs either jwks_url or keys (exactly one), or discovery_url alone")
 		}
 	}
-	l.validateUserEndpoint(p)
+	if usersSource != UsersFromClaims {
+		l.validateUserEndpoint(p)
+	}
 }
 
 // checkKeys checks the entries of a keys list at key: PEM file names or

@@ -19,6 +19,7 @@ packages=(
   wrk         # load benchmark
   postgresql  # replica tests (several gateways on one database)
   chromium    # real-browser test of browser mode (tests/browser_chromium_test.go, driven by chromedp)
+  nodejs      # the real OpenID Connect provider (tests/oidc, npm oidc-provider)
 )
 say "checking Debian packages: ${packages[*]}"
 missing=()
@@ -68,4 +69,12 @@ fi
 psql "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable" -qtAc 'SELECT 1' >/dev/null ||
   { say "cannot connect to the test database as postgres on 127.0.0.1 (trust auth?)" >&2; exit 1; }
 say "database test ready (host=127.0.0.1 port=5432 user=postgres dbname=test, trust)"
+# The OpenID Connect provider's packages, exactly as locked.
+oidc_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/oidc"
+if ! [ -d "$oidc_dir/node_modules/oidc-provider" ] || [ "$oidc_dir/package-lock.json" -nt "$oidc_dir/node_modules" ]; then
+  say "installing the OIDC provider's npm packages (npm ci in tests/oidc)"
+  (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error)
+else
+  say "OIDC provider packages installed"
+fi
 say "ok"

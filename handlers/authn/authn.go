@@ -96,6 +96,12 @@ type Config struct {
 	// the cache, negative-cache hits, pre-check failures and requests
 	// waiting on a call in flight never ask.
 	CallsHome CallBudget
+	// Introspect, when set, verifies every new token by asking the
+	// provider's introspection endpoint (verify: introspect).
+	Introspect Introspecter
+	// Users, when set, builds users from the verified token's claims
+	// (users.source: claims) instead of fetching them.
+	Users *models.UserMapping
 }
 
 // CallBudget bounds the calls home a client may cause. The client is the
@@ -314,7 +320,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 		a.refused(reason)
 		return Principal{}, err
 	}
-	cu, err := a.user(ctx, raw, key)
+	var cu *cachedUser
+	if a.st().cfg.Users != nil {
+		cu, err = a.claimsUser(ctx, raw, tok, key)
+	} else {
+		cu, err = a.user(ctx, raw, key)
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, models.ErrUserInactive):

@@ -30,6 +30,11 @@ func (a *Authenticator) userKey(tok models.Token) (models.UserKey, string, error
 	if tok.Issuer == "" {
 		return models.UserKey{}, "", errNoIssuer
 	}
+	if a.st().cfg.Users != nil {
+		// Users come from the issuer's own claims:
+		// every issuer's users resolve, each in its own namespace.
+		return models.UserKey{Issuer: tok.Issuer, ID: tok.UserID}, tok.Issuer, nil
+	}
 	if tok.Issuer != a.st().cfg.Issuer {
 		return models.UserKey{}, "", fmt.Errorf("issuer %q: %w", tok.Issuer, models.ErrNoUserSource)
 	}

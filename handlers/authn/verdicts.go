@@ -73,6 +73,9 @@ func TokenKey(raw string) [32]byte {
 // Token checks a token without resolving its user. The returned Claims are
 // nil when the verdict came from the cache (see Principal.Claims).
 func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, error) {
+	if a.st().cfg.Introspect != nil {
+		return a.introspected(ctx, raw)
+	}
 	if len(raw) > models.MaxTokenBytes {
 		a.refused(models.ReasonTooLarge)
 		return models.Token{}, &models.TokenError{Reason: models.ReasonTooLarge, Detail: "token too long"}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -59,17 +60,32 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	}
 
 	if s.Auth.Verify == models.VerifyLocal || s.Auth.Verify == models.VerifyHybrid {
-		// Key files, secrets in the environment and every JWKS, as serve loads them.
-		local, err := authn.NewLocal(ctx, authn.LocalConfigFrom(s), e.getenv, slog.New(slog.DiscardHandler), time.Now)
+		// Every discovery document, key files, secrets in the environment
+		// and every JWKS, as serve loads them.
+		var local *authn.Local
+		rs, _, err := authn.ResolveDiscovery(ctx, s, &http.Client{Timeout: s.AuthService.Timeout})
+		if err == nil {
+			local, err = authn.NewLocal(ctx, authn.LocalConfigFrom(rs), e.getenv, slog.New(slog.DiscardHandler), time.Now)
+		}
 		if err == nil {
 			err = local.Ready()
 			local.Close()
 		}
 		if err != nil {
 			fmt.Fprintf(out, "auth.local keys (verify: %s):\n", s.Auth.Verify)
-			problem("%v (check auth.local.keys, auth.local.jwks_url and the secrets' environment variables)", err)
+			problem("%v (check auth.local.discovery_url, auth.local.keys, auth.local.jwks_url and the secrets' environment variables)", err)
 		} else {
 			fmt.Fprintf(out, "auth.local keys (verify: %s): ok\n", s.Auth.Verify)
+		}
+	}
+
+	if s.Auth.Verify == models.VerifyIntrospect && s.Auth.Local.DiscoveryURL != "" {
+		// The introspection endpoint comes from the discovery document.
+		if _, _, err := authn.ResolveDiscovery(ctx, s, &http.Client{Timeout: s.AuthService.Timeout}); err != nil {
+			fmt.Fprintf(out, "auth.local.discovery_url (verify: introspect):\n")
+			problem("%v", err)
+		} else {
+			fmt.Fprintf(out, "auth.local.discovery_url (verify: introspect): ok\n")
 		}
 	}
 

@@ -1,0 +1,206 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// oidcProvider is a real OpenID Connect provider (npm oidc-provider, see
+// tests/oidc/provider.mjs) on a loopback port.
+type oidcProvider struct {
+	URL string // the issuer
+	cmd *exec.Cmd
+}
+
+// oidcStart runs tests/oidc/provider.mjs with Node.js until the test ends.
+// tests/setup.sh installs its packages (npm ci).
+func oidcStart(t testing.TB) *oidcProvider {
+	t.Helper()
+	dir, err := filepath.Abs("oidc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
+		t.Fatalf("oidc-provider is not installed: run bash tests/setup.sh (%v)", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("node", "provider.mjs", fmt.Sprint(port))
+	cmd.Dir = dir
+	cmd.Stderr = io.Discard
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening") {
+				ready <- true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("oidc provider did not start within 30s")
+	}
+	return &oidcProvider{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+}
+
+// Stop ends the provider (its port then refuses connections).
+func (p *oidcProvider) Stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
+// Discovery is the provider's discovery document URL.
+func (p *oidcProvider) Discovery() string { return p.URL + "/.well-known/openid-configuration" }
+
+const (
+	oidcClientID     = "jwtgate-test"
+	oidcClientSecret = "test-secret"
+	oidcRedirect     = "http://127.0.0.1:1/cb"
+	oidcResource     = "urn:my-api"
+)
+
+var (
+	oidcPromptRe = regexp.MustCompile(`name="prompt" value="([a-z]+)"`)
+	oidcActionRe = regexp.MustCompile(`<form[^>]* action="([^"]+)"`)
+)
+
+// oidcTokens is the token endpoint's answer.
+type oidcTokens struct {
+	Access  string `json:"access_token"`
+	Refresh string `json:"refresh_token"`
+	ID      string `json:"id_token"`
+}
+
+// Login logs account in through the provider's own login and consent
+// forms (devInteractions) with an HTTP client, as a browser would, and
+// exchanges the code. resource "" gets an opaque access token,
+// oidcResource a JWT for the API.
+func (p *oidcProvider) Login(t testing.TB, account, resource string) oidcTokens {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), oidcRedirect) || len(via) > 10 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	q := url.Values{
+		"client_id": {oidcClientID}, "response_type": {"code"}, "redirect_uri": {oidcRedirect},
+		"scope": {"openid profile email roles offline_access"}, "state": {"s"}, "nonce": {"n"}, "prompt": {"consent"},
+	}
+	if resource != "" {
+		q.Set("resource", resource)
+	}
+	resp, err := c.Get(p.URL + "/auth?" + q.Encode())
+	for step := 0; ; step++ {
+		if err != nil {
+			t.Fatalf("oidc login: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && strings.HasPrefix(loc, oidcRedirect) {
+			u, _ := url.Parse(loc)
+			code := u.Query().Get("code")
+			if code == "" {
+				t.Fatalf("oidc login: no code in %s", loc)
+			}
+			return p.exchange(t, code, resource)
+		}
+		m, a := oidcPromptRe.FindSubmatch(body), oidcActionRe.FindSubmatch(body)
+		if step >= 4 || resp.StatusCode != http.StatusOK || m == nil || a == nil {
+			t.Fatalf("oidc login: step %d: status %d: %.400s", step, resp.StatusCode, body)
+		}
+		form := url.Values{"prompt": {string(m[1])}}
+		if string(m[1]) == "login" {
+			form.Set("login", account)
+			form.Set("password", "any")
+		}
+		action, _ := resp.Request.URL.Parse(string(a[1]))
+		resp, err = c.PostForm(action.String(), form)
+	}
+}
+
+func (p *oidcProvider) exchange(t testing.TB, code, resource string) oidcTokens {
+	t.Helper()
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {oidcRedirect}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	r := p.post(t, "/token", form)
+	if r.Status != http.StatusOK {
+		t.Fatalf("oidc token: %d %s", r.Status, r.Body)
+	}
+	var tk oidcTokens
+	if err := json.Unmarshal(r.Body, &tk); err != nil || tk.Access == "" {
+		t.Fatalf("oidc token: %v %s", err, r.Body)
+	}
+	return tk
+}
+
+// post sends a form to the provider as the test client (HTTP Basic).
+func (p *oidcProvider) post(t testing.TB, path string, form url.Values) reply {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, p.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(oidcClientID, oidcClientSecret)
+	return callReq(t, nil, req, "", "", nil)
+}
+
+// Revoke revokes a token at the provider (RFC 7009).
+func (p *oidcProvider) Revoke(t testing.TB, token string) {
+	t.Helper()
+	if r := p.post(t, "/token/revocation", url.Values{"token": {token}}); r.Status != http.StatusOK {
+		t.Fatalf("oidc revoke: %d %s", r.Status, r.Body)
+	}
+}
+
+// Rotate makes the provider sign with a new key (the old one stays in
+// its JWKS) and returns the new kid.
+func (p *oidcProvider) Rotate(t testing.TB) string {
+	t.Helper()
+	r := call(t, http.MethodPost, p.URL+"/_test/rotate", "", "")
+	var out struct{ Kid string }
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &out) != nil {
+		t.Fatalf("oidc rotate: %d %s", r.Status, r.Body)
+	}
+	return out.Kid
+}
+
+// SetAccount replaces an account's claims at the provider.
+func (p *oidcProvider) SetAccount(t testing.TB, account string, claims map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(claims)
+	if r := call(t, http.MethodPost, p.URL+"/_test/account/"+account, "application/json", string(b)); r.Status != http.StatusNoContent {
+		t.Fatalf("oidc account: %d %s", r.Status, r.Body)
+	}
+}
