@@ -67,7 +67,8 @@ type Auth struct {
 	Verify      string   `yaml:"verify"`
 	// RevokeOnLogout refuses, on every replica until they expire, the
 	// tokens a client names in a successful blacklist call (logout at the
-	// edge); off, they are only evicted from the verify caches.
+	// edge), recorded in the mirror database's revoked_tokens table; off,
+	// they are only evicted from the verify caches. Default true.
 	RevokeOnLogout bool       `yaml:"revoke_on_logout"`
 	Cache          AuthCache  `yaml:"cache"`
 	Local          LocalVerif `yaml:"local"`
@@ -341,11 +342,12 @@ func DefaultSettings() Settings {
 			Circuit:       Circuit{Failures: 5, CoolDown: 10 * time.Second},
 		},
 		Auth: Auth{
-			HeaderName:  "Authorization",
-			HeaderTypes: []string{"Bearer"},
-			UserIDClaim: "user_id",
-			Verify:      VerifyRemote,
-			Cache:       AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
+			HeaderName:     "Authorization",
+			HeaderTypes:    []string{"Bearer"},
+			UserIDClaim:    "user_id",
+			Verify:         VerifyRemote,
+			RevokeOnLogout: true,
+			Cache:          AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
 			Local: LocalVerif{
 				Algorithms:          []string{"RS256"},
 				JWKSRefreshInterval: 5 * time.Minute,

@@ -35,17 +35,18 @@ type verdict struct {
 	alg, kid, userID string
 	iss              string   // interned: one copy per issuer, not per verdict
 	exp              int64    // the token's exp
+	iat              int64    // the token's iat, whole Unix seconds (0: none), for the user's cutoff
 	expires          int64    // min(now+ttl, exp)
 	key              [32]byte // the token's revocation key (models.Token.Key)
 }
 
 func newVerdict(tok models.Token, expires time.Time) verdict {
-	return verdict{alg: tok.Alg, kid: tok.Kid, userID: tok.UserID, iss: unique.Make(tok.Issuer).Value(), exp: tok.Expires.UnixNano(), expires: expires.UnixNano(), key: tok.Key}
+	return verdict{alg: tok.Alg, kid: tok.Kid, userID: tok.UserID, iss: unique.Make(tok.Issuer).Value(), exp: tok.Expires.UnixNano(), iat: tok.IssuedAt, expires: expires.UnixNano(), key: tok.Key}
 }
 
 // token is the cached token, without its claims (see Principal.Claims).
 func (v *verdict) token() models.Token {
-	return models.Token{Alg: v.alg, Kid: v.kid, UserID: v.userID, Issuer: v.iss, Expires: time.Unix(0, v.exp), Key: v.key}
+	return models.Token{Alg: v.alg, Kid: v.kid, UserID: v.userID, Issuer: v.iss, Expires: time.Unix(0, v.exp), IssuedAt: v.iat, Key: v.key}
 }
 
 // TokenKey is the verify cache key of a token: its SHA-256, so raw tokens

@@ -105,14 +105,29 @@ func (p *Publisher) Publish(ctx context.Context, m Message) error {
 }
 
 // Handler receives other replicas' messages (and this replica's own,
-// which are harmless: evicting twice).
+// which are harmless: evicting twice). Messages are hints: anyone who can
+// connect to the database can send one, so a handler may evict (which
+// costs a re-check) and poll the revocation tables (Follower.Poke), but
+// never refuses anything on a message's word.
 type Handler struct {
+	// TokenRevoked is told a token hash to evict; until is the sender's
+	// claim, for information only.
 	TokenRevoked func(key [32]byte, until time.Time)
 	UserChanged  func(k models.UserKey)
+	// Hint is called for every well-formed message, after the above.
+	Hint func()
+	// Malformed counts a message that is not one of ours (by kind:
+	// "json", "hash", "kind").
+	Malformed func(why string)
 	// Gap is called after a reconnect: messages sent while the connection
-	// was down are lost, so caches should be dropped.
+	// was down are lost, so caches should be dropped and state reloaded.
 	Gap func()
 }
+
+// malformedLogEvery is how often at most a malformed message is logged
+// (with how many were ignored since): a flood of junk NOTIFYs must not
+// flood the log.
+const malformedLogEvery = time.Minute
 
 // Listener holds one connection LISTENing on Channel, reconnecting with
 // backoff until Stop.
@@ -125,6 +140,10 @@ type Listener struct {
 
 	readyOnce sync.Once
 	ready     chan struct{}
+
+	malformedMu     sync.Mutex
+	malformedLogged time.Time // last log line about malformed messages
+	malformedSince  int       // malformed messages since that line
 }
 
 // Listen starts listening on the PostgreSQL database dsn names.
@@ -203,14 +222,14 @@ func (l *Listener) session(ctx context.Context, reconnect bool, up func()) error
 func (l *Listener) dispatch(payload string) {
 	var m Message
 	if err := json.Unmarshal([]byte(payload), &m); err != nil {
-		l.log.Warn("ignoring a malformed notification", "err", err)
+		l.malformed("json")
 		return
 	}
 	switch m.Kind {
 	case KindToken:
 		key, err := hex.DecodeString(m.Hash)
 		if err != nil || len(key) != 32 {
-			l.log.Warn("ignoring a token notification without a valid hash")
+			l.malformed("hash")
 			return
 		}
 		var until time.Time
@@ -221,10 +240,33 @@ func (l *Listener) dispatch(payload string) {
 			l.h.TokenRevoked([32]byte(key), until)
 		}
 	case KindUser:
-		if m.User != "" && l.h.UserChanged != nil {
+		if m.User == "" {
+			l.malformed("user")
+			return
+		}
+		if l.h.UserChanged != nil {
 			l.h.UserChanged(models.UserKey{Issuer: m.Issuer, ID: m.User})
 		}
 	default:
-		l.log.Warn("ignoring a notification of unknown kind", "kind", m.Kind)
+		l.malformed("kind")
+		return
+	}
+	if l.h.Hint != nil {
+		l.h.Hint()
+	}
+}
+
+// malformed counts an ignored message and logs at most one line per
+// malformedLogEvery.
+func (l *Listener) malformed(why string) {
+	if l.h.Malformed != nil {
+		l.h.Malformed(why)
+	}
+	l.malformedMu.Lock()
+	defer l.malformedMu.Unlock()
+	l.malformedSince++
+	if now := time.Now(); now.Sub(l.malformedLogged) >= malformedLogEvery {
+		l.log.Warn("ignoring malformed notifications", "channel", Channel, "count", l.malformedSince, "last_reason", why)
+		l.malformedLogged, l.malformedSince = now, 0
 	}
 }
