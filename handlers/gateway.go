@@ -169,7 +169,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	router := newRouter(routerDeps{
 		log: log, settings: s, remote: rc, auth: auth, table: table,
 		identity: idn, signer: sig, login: login, callsHome: ac.CallsHome != nil, trusted: trusted,
-		metrics: m, health: hc, now: now,
+		metrics: m, health: hc, now: now, store: store, adminRule: cfg.AdminRule,
 	})
 	for _, ri := range router.Routes() {
 		m.Route(ri.Path) // resolve every label child before traffic

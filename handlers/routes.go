@@ -31,6 +31,9 @@ type routerDeps struct {
 	login    *loginGuard // the login throttles
 	trusted  trustedProxies
 	now      func() time.Time
+	store    adminStore
+	// adminRule is admin.allow compiled; nil: /admin/ is off.
+	adminRule *models.Rule
 
 	// callsHome is set when throttle.calls_home_per_client bounds calls
 	// home: requests then carry their client key for it.
@@ -83,6 +86,8 @@ func newRouter(d routerDeps) *gin.Engine {
 	user := handleUser(d.log, cr, d.remote, d.auth, d.now)
 	users.GET("/:id/", user)
 	users.GET("/:id", user)
+	r.POST("/auth/token/logout-all/", requireAuth(dc, builtinRoute("logout-all")), handleLogoutAll(d.log, d.auth))
+	mountAdmin(r, dc, d.adminRule, admin{log: d.log, store: d.store, rv: d.auth})
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", handleReadyz(d.health))

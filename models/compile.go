@@ -21,6 +21,8 @@ type Runtime struct {
 	TrustedNets []netip.Prefix
 	// Throttle is throttle with its rates parsed.
 	Throttle CompiledThrottle
+	// AdminRule is admin.allow compiled; nil: the admin API is off.
+	AdminRule *Rule
 }
 
 // CompiledRoute is one route ready to serve: Name is never empty (the path
@@ -71,6 +73,7 @@ func Compile(s Settings) (*Runtime, []Problem) {
 		rt.TrustedNets = append(rt.TrustedNets, pfx)
 	}
 	rt.Throttle = compileThrottle(&p, s.Throttle)
+	rt.AdminRule = compileAdmin(&p, s.Admin)
 	if len(p) > 0 {
 		return nil, p
 	}

@@ -101,7 +101,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("add the issuer to the users key: %w", err)
 			}
 		}
-		return tx.AutoMigrate(&User{}, &RevokedToken{}, &RevocationChange{})
+		return tx.AutoMigrate(&User{}, &RevokedToken{}, &RevocationChange{}, &AuditEvent{})
 	})
 }
 

@@ -24,6 +24,7 @@ func (s Settings) Validate() []Problem {
 	s.validateIdentity(&p)
 	s.Throttle.validate(&p)
 	s.validateLogging(&p)
+	s.Admin.validate(&p)
 	validateRoutes(&p, s.Routes)
 	return p
 }

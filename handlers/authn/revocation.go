@@ -213,3 +213,21 @@ func (a *Authenticator) ForgetAll() {
 	a.tokens.Purge()
 	a.users.Purge()
 }
+
+// SetUserActive sets a mirrored user's active flag (the admin API; the CLI
+// writes the same columns). Deactivating also sets the cutoff to now, so
+// the user's tokens stay refused even after the auth service's word
+// reactivates the flag at the next re-fetch (users.refresh_after): the
+// auth service is the source of truth for is_active, the gateway for which
+// tokens it refuses. ErrNotFound when the user is not in the mirror.
+func (a *Authenticator) SetUserActive(ctx context.Context, key models.UserKey, active bool, reason string) error {
+	if err := a.store.SetActiveByKey(ctx, key, active); err != nil {
+		return fmt.Errorf("set user %q active=%t: %w", key, active, err)
+	}
+	if !active {
+		return a.RevokeUser(ctx, key, reason)
+	}
+	a.users.Remove(key)
+	a.userChanged(key)
+	return nil
+}
