@@ -72,7 +72,7 @@ func newRouter(d routerDeps) *gin.Engine {
 	as := s.AuthService
 	r.POST("/auth/token/", d.login.handler(), handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
 		mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))
-	r.POST("/auth/token/refresh/", handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil))
+	r.POST("/auth/token/refresh/", refuseRevokedRefresh(d.log, d.auth, as.MaxBodyBytes), handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/blacklist/", handleRelay(d.log, d.remote, remote.EndpointBlacklist, as.MaxBodyBytes, forgetBlacklisted(d.auth)))
 
