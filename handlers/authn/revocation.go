@@ -262,9 +262,12 @@ func (a *Authenticator) CheckRefresh(ctx context.Context, raw string) error {
 	if cutoff == 0 {
 		return nil
 	}
-	var iat int64
-	if t, err := claims.GetIssuedAt(); err == nil && t != nil {
-		iat = t.Unix()
+	var iat int64 // TokenClaims made numbers int64 or float64
+	switch v := claims["iat"].(type) {
+	case int64:
+		iat = v
+	case float64:
+		iat = int64(v)
 	}
 	if iat < cutoff {
 		a.refused(models.ReasonRevoked)

@@ -239,3 +239,44 @@ func TestRevokeNotFlushable(t *testing.T) {
 		t.Fatalf("victim token after 20 000 revocations: %v", err)
 	}
 }
+
+// TestRevokeCheckRefresh: a refresh token issued before its user's cutoff,
+// or without iat, is refused; one from the cutoff's second or later, or of
+// a user without a cutoff, passes.
+func TestRevokeCheckRefresh(t *testing.T) {
+	clk := &revokeClock{}
+	clk.set(time.Unix(1000, 500_000_000))
+	us := newMemUsers()
+	a := revokeAuth(t, clk, us, nil)
+	refresh := func(uid int, iat *time.Time) string {
+		c := jwt.MapClaims{"token_type": "refresh", "user_id": uid, "exp": 5000, "jti": "r"}
+		if iat != nil {
+			c["iat"] = iat.Unix()
+		}
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte("k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if err := a.RevokeUser(t.Context(), models.UserKey{ID: "7"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		raw  string
+		ok   bool
+	}{
+		{"before", refresh(7, revokeAt(time.Unix(999, 0))), false},
+		{"no iat", refresh(7, nil), false},
+		{"same second", refresh(7, revokeAt(time.Unix(1000, 0))), true},
+		{"after", refresh(7, revokeAt(time.Unix(1001, 0))), true},
+		{"other user", refresh(8, revokeAt(time.Unix(10, 0))), true},
+		{"junk", "not.a.token", true}, // the auth service refuses it
+	}
+	for _, tc := range cases {
+		if err := a.CheckRefresh(t.Context(), tc.raw); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
