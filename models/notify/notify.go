@@ -1,9 +1,15 @@
-// Package notify keeps the caches of several jwtgate replicas in step
-// through PostgreSQL LISTEN/NOTIFY on the database they share: a replica
-// that revokes a token (logout) or sees a user deactivated or deleted
-// publishes it, and every replica evicts it within moments. Messages carry
-// SHA-256 token hashes and user ids, never tokens. On SQLite (one replica)
-// publishing is a no-op and there is nothing to listen to.
+// Package notify keeps jwtgate replicas, and the jwtgate CLI, in step on
+// the database they share. Every revocation change (a logout, a user's
+// cutoff, a deactivation, a deletion) is a row of revocation_changes,
+// which a Follower in every gateway reads back every second and applies:
+// the tables are the authority. On PostgreSQL the writer also publishes a
+// LISTEN/NOTIFY message, a hint that makes the others read at once;
+// messages carry SHA-256 token hashes and user ids, never tokens, and any
+// role that can connect can send one, so a message only evicts a cache
+// entry and triggers a read: it never refuses a token by itself. (HMAC-
+// authenticated payloads were the alternative; reading back needs no
+// shared key to distribute and rotate, and the rows are needed anyway for
+// replicas started later.) On SQLite publishing is a no-op.
 package notify
 
 import (
