@@ -146,8 +146,8 @@ func (a *Authenticator) RevokeKey(key [32]byte, until time.Time) {
 	a.ForgetTokenKey(key)
 }
 
-// LoadRevocations replaces nothing and adds every unexpired revocation of
-// the table (at start, and after a gap in notifications), and prunes the
+// LoadRevocations adds every unexpired revocation of
+// the table to memory (at start, and after a gap in notifications), and prunes the
 // expired ones from memory.
 func (a *Authenticator) LoadRevocations(ctx context.Context) error {
 	if a.revocations == nil {
