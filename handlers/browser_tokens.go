@@ -30,6 +30,9 @@ type browserTokens struct {
 	// record (after a password change).
 	userIDClaim string
 	forgetUser  func(id string)
+	// revokeUser refuses, from now on, every token issued before now to
+	// the user whose verified access token raw is (the per-user cutoff).
+	revokeUser func(ctx context.Context, raw string) error
 	now         func() time.Time
 }
 
@@ -265,8 +268,9 @@ func (bt *browserTokens) endSession(c *gin.Context, ctx context.Context, refresh
 // auth_service.password_change_path unchanged, its answer comes back
 // unchanged. On success the session's tokens (the token header's or
 // access cookie's access token, the body's or cookie's refresh token) are
-// revoked, as on logout, and the cookies cleared. Tokens of the user's
-// other sessions are not: that needs a per-user cutoff (see README).
+// revoked, as on logout, and the cookies cleared; when the request carries
+// a valid access token, its user's other sessions end too (every token
+// issued before now is refused: the per-user cutoff).
 func (bt *browserTokens) passwordChange(c *gin.Context) {
 	body, ok := readSmallBody(c, bt.log, bt.maxBody)
 	if !ok {
@@ -282,6 +286,12 @@ func (bt *browserTokens) passwordChange(c *gin.Context) {
 	}
 	if resp.Status >= 200 && resp.Status < 300 {
 		ctx := context.WithoutCancel(c.Request.Context())
+		if access != "" && bt.revokeUser != nil {
+			// Before endSession, which revokes this very access token.
+			if err := bt.revokeUser(ctx, access); err != nil {
+				bt.log.WarnContext(ctx, "password changed; could not end the user's other sessions", "err", err)
+			}
+		}
 		bt.endSession(c, ctx, refresh, access)
 		if tok, err := models.PrecheckToken(access, bt.userIDClaim, time.Minute, bt.now()); access != "" && err == nil && bt.forgetUser != nil {
 			bt.forgetUser(tok.UserID)

@@ -55,6 +55,7 @@ func newAPIError(status int, code, detail string) *apiError {
 var (
 	errNotAuthenticated = newAPIError(http.StatusUnauthorized, codeNotAuthenticated, "Authentication credentials were not provided.")
 	errTokenNotValid    = newAPIError(http.StatusUnauthorized, codeTokenNotValid, "Token is invalid or expired")
+	errTokenRevoked     = newAPIError(http.StatusUnauthorized, codeTokenNotValid, "Token has been revoked")
 	errUserNotFound     = newAPIError(http.StatusUnauthorized, codeTokenNotValid, "User not found")
 	errUserInactive     = newAPIError(http.StatusForbidden, codeUserInactive, "User is inactive")
 	errPermission       = newAPIError(http.StatusForbidden, codePermissionDenied, "You do not have permission to perform this action.")
@@ -102,6 +103,8 @@ func errorFor(ctx context.Context, log *slog.Logger, err error) *apiError {
 		return ae
 	case errors.Is(err, models.ErrNotAuthenticated):
 		return errNotAuthenticated
+	case models.TokenReason(err) == models.ReasonRevoked:
+		return errTokenRevoked
 	case errors.Is(err, models.ErrTokenInvalid):
 		return errTokenNotValid
 	case errors.Is(err, models.ErrUserRejected):

@@ -154,7 +154,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	// verdict is cached too, which saves CPU; never past exp).
 	// hybrid: remote as above, plus the local check on every request.
 	verifier, local := snap.verifiers(rc)
-	deps := authn.Deps{Verifier: verifier, Local: local, Fetcher: rc, Store: store, Observer: m, Log: log, Now: now}
+	deps := authn.Deps{Verifier: verifier, Local: local, Fetcher: rc, Store: store, Revocations: store, Observer: m, Log: log, Now: now}
 	if s.Users.Source == models.UsersFromUserinfo { // users.source needs a restart (keepRestartOnly)
 		ui, err := userinfoFetcher(s, discovered, cfg.Users)
 		if err != nil {
@@ -309,6 +309,7 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 		identity: idn, signer: sig, login: snap.login, callsHome: snap.budget != nil, trusted: trusted,
 		metrics: c.m, health: c.health, now: c.now,
 		introspect: introspectorFor(snap.cfg, c.getenv),
+		store:      c.store, adminRule: snap.cfg.AdminRule,
 	})
 	for _, ri := range snap.router.Routes() {
 		c.m.Route(ri.Path) // resolve every label child before traffic
@@ -424,31 +425,95 @@ func upstreamTransport() *http.Transport {
 	return t
 }
 
-// startPeers connects this replica to the others sharing its PostgreSQL
-// database: what it revokes or sees deactivated is published, and what the
-// others publish is evicted here. It waits for the first LISTEN so a
-// replica never serves before it can hear the others. A no-op on SQLite.
+// changePoll is how often a replica reads the revocation changes other
+// processes wrote (the CLI on SQLite; on PostgreSQL a safety net under the
+// NOTIFY hints).
+const changePoll = time.Second
+
+// pruneEvery is how often expired revocations are pruned from the table and
+// from memory.
+const pruneEvery = time.Minute
+
+// startPeers loads the unexpired revocations and keeps this replica in step
+// with every process sharing its database: a Follower reads back the
+// revocation changes (replicas, the CLI) every second, and on PostgreSQL a
+// listener turns the others' NOTIFY hints into an immediate read. A hint
+// only evicts and polls; what is refused comes from the tables. It waits
+// for the first LISTEN so a replica never serves before it can hear the
+// others.
 func (g *Gateway) startPeers(ctx context.Context, s models.Settings, log *slog.Logger, m *metrics.Metrics) error {
+	f, err := notify.Follow(ctx, g.Store, notify.Applier{
+		TokenRevoked:    g.Auth.RevokeKey,
+		UserChanged:     g.Auth.ForgetUserKey,
+		AllUsersChanged: g.Auth.ForgetUsers,
+	}, changePoll, log)
+	if err != nil {
+		return err
+	}
+	if err := g.Auth.LoadRevocations(ctx); err != nil {
+		f.Stop()
+		return err
+	}
+	pctx, stopPrune := context.WithCancel(context.WithoutCancel(ctx))
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		g.prune(pctx, log)
+	}()
+	stops := []func(){f.Stop, func() { stopPrune(); <-pruned }}
+	g.stopPeers = func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
 	if g.Store.Driver() != "postgres" {
 		return nil
 	}
 	l := notify.Listen(s.Database.DSN, notify.Handler{
-		TokenRevoked: func(key [32]byte, until time.Time) {
+		TokenRevoked: func(key [32]byte, _ time.Time) {
 			m.Peer("received", notify.KindToken)
-			g.Auth.RevokeKey(key, until)
+			g.Auth.ForgetTokenKey(key) // evict only: a refusal comes from the table
 		},
 		UserChanged: func(k models.UserKey) {
 			m.Peer("received", notify.KindUser)
 			g.Auth.ForgetUserKey(k)
 		},
-		Gap: g.Auth.ForgetAll,
+		Hint:      f.Poke,
+		Malformed: func(why string) { m.Peer("malformed", why) },
+		Gap: func() {
+			g.Auth.ForgetAll()
+			if err := g.Auth.LoadRevocations(context.Background()); err != nil {
+				log.Error("could not reload revocations after a notification gap", "err", err)
+			}
+			f.Poke()
+		},
 	}, log)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := l.WaitReady(wctx); err != nil {
 		l.Stop()
+		g.stopPeers()
+		g.stopPeers = nil
 		return err
 	}
-	g.stopPeers = l.Stop
+	stops = append([]func(){l.Stop}, stops...)
 	return nil
+}
+
+// prune deletes expired revocations from the table and memory every
+// pruneEvery until ctx ends.
+func (g *Gateway) prune(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := g.Store.PruneRevocations(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("could not prune expired revocations", "err", err)
+		}
+		g.Auth.PruneRevocations()
+	}
 }

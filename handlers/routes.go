@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,9 @@ type routerDeps struct {
 	// introspect serves POST /auth/introspect/; nil when introspection
 	// lists no clients and no networks.
 	introspect *introspector
+	store      adminStore
+	// adminRule is admin.allow compiled; nil: /admin/ is off.
+	adminRule *models.Rule
 
 	// callsHome is set when throttle.calls_home_per_client bounds calls
 	// home: requests then carry their client key for it.
@@ -78,10 +82,25 @@ func newRouter(d routerDeps) *gin.Engine {
 		b: br, log: d.log, rl: d.remote, m: d.auth, cr: cr, maxBody: as.MaxBodyBytes,
 		loginUser: loginUser(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now), resetURL: as.PasswordResetURL,
 		userIDClaim: s.Auth.UserIDClaim, forgetUser: d.auth.ForgetUser, now: d.now,
+		revokeUser: func(ctx context.Context, raw string) error {
+			p, err := d.auth.Authenticate(ctx, raw)
+			if err != nil {
+				return err
+			}
+			return d.auth.RevokeUser(ctx, p.User.Key(), "password_change")
+		},
 	}
 	r.POST("/auth/token/", d.login.handler(), bt.login(handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
 		both(warmIssued(d.auth), mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))))
-	r.POST("/auth/token/refresh/", bt.refresh(handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, warmIssued(d.auth))))
+	// A refresh token issued before its user's cutoff is refused here,
+	// whether it comes in the body or (browser mode) from the cookie.
+	refuseRevoked := refuseRevokedRefresh(d.log, d.auth, as.MaxBodyBytes)
+	refreshRelay := handleRelay(d.log, d.remote, remote.EndpointRefresh, as.MaxBodyBytes, warmIssued(d.auth))
+	r.POST("/auth/token/refresh/", bt.refresh(func(c *gin.Context) {
+		if refuseRevoked(c); !c.IsAborted() {
+			refreshRelay(c)
+		}
+	}))
 	r.POST("/auth/token/logout/", bt.logout)
 	r.POST("/auth/password-change/", bt.passwordChange)
 	r.GET("/auth/password-reset/", bt.passwordReset)
@@ -102,6 +121,8 @@ func newRouter(d routerDeps) *gin.Engine {
 	user := handleUser(d.log, cr, d.remote, d.auth, d.now)
 	users.GET("/:id/", user)
 	users.GET("/:id", user)
+	r.POST("/auth/token/logout-all/", requireAuth(dc, builtinRoute("logout-all")), handleLogoutAll(d.log, d.auth))
+	mountAdmin(r, dc, d.adminRule, admin{log: d.log, store: d.store, rv: d.auth})
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", handleReadyz(d.health))

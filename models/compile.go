@@ -26,6 +26,8 @@ type Runtime struct {
 	Users *UserMapping
 	// IntrospectionNets is introspection.trusted_networks parsed.
 	IntrospectionNets []netip.Prefix
+	// AdminRule is admin.allow compiled; nil: the admin API is off.
+	AdminRule *Rule
 }
 
 // CompiledRoute is one route ready to serve: Name is never empty (the path
@@ -77,6 +79,7 @@ func Compile(s Settings) (*Runtime, []Problem) {
 	}
 	rt.Throttle = compileThrottle(&p, s.Throttle)
 	compileOIDC(&p, rt)
+	rt.AdminRule = compileAdmin(&p, s.Admin)
 	if len(p) > 0 {
 		return nil, p
 	}

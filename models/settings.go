@@ -26,6 +26,7 @@ type Settings struct {
 	Throttle          Throttle        `yaml:"throttle"`
 	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
 	Reload            Reload          `yaml:"reload"`
+	Admin             Admin           `yaml:"admin"`
 	// Browser is the browser-app mode: HttpOnly cookie sessions, CSRF,
 	// allowed origins (settings_browser.go). Off by default.
 	Browser Browser `yaml:"browser"`
@@ -93,7 +94,8 @@ type Auth struct {
 	Verify      string   `yaml:"verify"`
 	// RevokeOnLogout refuses, on every replica until they expire, the
 	// tokens a client names in a successful blacklist call (logout at the
-	// edge); off, they are only evicted from the verify caches.
+	// edge), recorded in the mirror database's revoked_tokens table; off,
+	// they are only evicted from the verify caches. Default true.
 	RevokeOnLogout bool `yaml:"revoke_on_logout"`
 	// Introspection is the provider's RFC 7662 endpoint verify: introspect
 	// asks about every new token.
@@ -449,11 +451,12 @@ func DefaultSettings() Settings {
 			PasswordChangePath: "/auth/password-change/",
 		},
 		Auth: Auth{
-			HeaderName:  "Authorization",
-			HeaderTypes: []string{"Bearer"},
-			UserIDClaim: "user_id",
-			Verify:      VerifyRemote,
-			Cache:       AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
+			HeaderName:     "Authorization",
+			HeaderTypes:    []string{"Bearer"},
+			UserIDClaim:    "user_id",
+			Verify:         VerifyRemote,
+			RevokeOnLogout: true,
+			Cache:          AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
 			Local: LocalVerif{
 				Algorithms:          []string{"RS256"},
 				JWKSRefreshInterval: 5 * time.Minute,

@@ -101,7 +101,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("add the issuer to the users key: %w", err)
 			}
 		}
-		return tx.AutoMigrate(&User{})
+		return tx.AutoMigrate(&User{}, &RevokedToken{}, &RevocationChange{}, &AuditEvent{})
 	})
 }
 
@@ -297,16 +297,19 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) error {
 	return s.SetActiveByKey(ctx, UserKey{ID: id}, active)
 }
 
-// SetActiveByKey sets a mirrored user's is_active flag; ErrNotFound when absent.
+// SetActiveByKey sets a mirrored user's is_active flag and records the
+// change for the other replicas; ErrNotFound when absent.
 func (s *Store) SetActiveByKey(ctx context.Context, k UserKey, active bool) error {
-	res := s.db.WithContext(ctx).Model(&User{}).Where("issuer = ? AND id = ?", k.Issuer, k.ID).Update("is_active", active)
-	if res.Error != nil {
-		return fmt.Errorf("set user %q active=%t: %w", k, active, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("user %q: %w", k, ErrNotFound)
-	}
-	return nil
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&User{}).Where("issuer = ? AND id = ?", k.Issuer, k.ID).Update("is_active", active)
+		if res.Error != nil {
+			return fmt.Errorf("set user %q active=%t: %w", k, active, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("user %q: %w", k, ErrNotFound)
+		}
+		return s.recordChange(tx, RevocationChange{Kind: ChangeUser, Issuer: k.Issuer, UserID: k.ID})
+	})
 }
 
 // Users lists mirrored users ordered by issuer, then id.

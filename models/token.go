@@ -101,6 +101,9 @@ type Token struct {
 	// Issuer is the iss claim when it is a string, else "".
 	Issuer  string
 	Expires time.Time
+	// IssuedAt is the iat claim in whole Unix seconds (truncated), 0 when
+	// absent: a user's cutoff (User.TokensValidAfter) refuses it then.
+	IssuedAt int64
 	// Key identifies the token for revocation: a hash of (iss, jti) when
 	// the token has a jti (SimpleJWT's do), else of its canonical text, so
 	// every valid spelling of one token (an ECDSA signature has two) has
@@ -167,7 +170,7 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 		return Token{}, err
 	}
 	kid, _ := tok.Header["kid"].(string)
-	exp, err := checkTimes(claims, leeway, now)
+	exp, iat, err := checkTimes(claims, leeway, now)
 	if err != nil {
 		return Token{}, err
 	}
@@ -182,7 +185,7 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 		claims[k] = plainNumbers(v)
 	}
 	iss, _ := claims["iss"].(string)
-	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, Key: RevocationKey(claims, raw)}, nil
+	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, IssuedAt: iat, Key: RevocationKey(claims, raw)}, nil
 }
 
 // strictB64 refuses padding, the standard alphabet and non-zero unused
@@ -235,29 +238,35 @@ func checkHeader(h map[string]any) error {
 
 // checkTimes checks exp (present, not past with leeway), nbf (not in the
 // future with leeway) and iat (not in the future by more than
-// max(leeway, 5s)), and returns exp.
-func checkTimes(claims jwt.MapClaims, leeway time.Duration, now time.Time) (time.Time, error) {
+// max(leeway, 5s)), and returns exp and iat in whole Unix seconds (0
+// when absent).
+func checkTimes(claims jwt.MapClaims, leeway time.Duration, now time.Time) (time.Time, int64, error) {
 	exp, err := claims.GetExpirationTime()
 	if err != nil {
-		return time.Time{}, tokenErr(ReasonMalformed, "exp is not a number")
+		return time.Time{}, 0, tokenErr(ReasonMalformed, "exp is not a number")
 	}
 	if exp == nil {
-		return time.Time{}, tokenErr(ReasonNoExpiry, "exp claim missing")
+		return time.Time{}, 0, tokenErr(ReasonNoExpiry, "exp claim missing")
 	}
 	if !now.Before(exp.Add(leeway)) {
-		return time.Time{}, tokenErr(ReasonExpired, "token expired")
+		return time.Time{}, 0, tokenErr(ReasonExpired, "token expired")
 	}
 	if nbf, err := claims.GetNotBefore(); err != nil {
-		return time.Time{}, tokenErr(ReasonMalformed, "nbf is not a number")
+		return time.Time{}, 0, tokenErr(ReasonMalformed, "nbf is not a number")
 	} else if nbf != nil && now.Add(leeway).Before(nbf.Time) {
-		return time.Time{}, tokenErr(ReasonNotYetValid, "token not valid yet")
+		return time.Time{}, 0, tokenErr(ReasonNotYetValid, "token not valid yet")
 	}
-	if iat, err := claims.GetIssuedAt(); err != nil {
-		return time.Time{}, tokenErr(ReasonMalformed, "iat is not a number")
-	} else if iat != nil && now.Add(max(leeway, minIATSkew)).Before(iat.Time) {
-		return time.Time{}, tokenErr(ReasonNotYetValid, "token issued in the future")
+	iat, err := claims.GetIssuedAt()
+	if err != nil {
+		return time.Time{}, 0, tokenErr(ReasonMalformed, "iat is not a number")
 	}
-	return exp.Time, nil
+	if iat == nil {
+		return exp.Time, 0, nil
+	}
+	if now.Add(max(leeway, minIATSkew)).Before(iat.Time) {
+		return time.Time{}, 0, tokenErr(ReasonNotYetValid, "token issued in the future")
+	}
+	return exp.Time, iat.Unix(), nil
 }
 
 // checkShape scans b as a JSON token stream, without building values, and

@@ -32,8 +32,14 @@ type User struct {
 	Fields map[string]any `gorm:"serializer:json"`
 	// FetchedAt is when the record was last fetched from the auth service.
 	FetchedAt time.Time `gorm:"index"`
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// TokensValidAfter is the user's token cutoff (UTC, whole seconds): a
+	// token whose iat is before it, or that has no iat, is refused. Nil:
+	// none. Only the gateway sets it (logout-all, jwtgate users revoke, the
+	// admin API, a re-fetch finding the user inactive or gone); a fetch from
+	// the auth service never overwrites it (not in the upsert's columns).
+	TokensValidAfter *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // UserKey identifies a mirrored user: the namespace (User.Issuer) and the

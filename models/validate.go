@@ -25,6 +25,7 @@ func (s Settings) Validate() []Problem {
 	s.Throttle.validate(&p)
 	s.validateLogging(&p)
 	s.Browser.validate(&p)
+	s.Admin.validate(&p)
 	validateRoutes(&p, s.Routes)
 	s.validateOIDC(&p)
 	return p

@@ -187,6 +187,10 @@ func TestHostileRequests(t *testing.T) {
 		{"JSON nested 100 000 deep, chunked", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Transfer-Encoding: chunked"}, fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(deepJSON), deepJSON)), http.StatusRequestEntityTooLarge, true, false},
 		{"JSON nested 6 000 deep under the cap", rawRequest("POST", "/auth/token/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepUnderCap))}, deepUnderCap), http.StatusBadRequest, false, false},
 		{"JSON nested 1 500 deep to refresh", rawRequest("POST", "/auth/token/refresh/", []string{"Content-Type: application/json", "Content-Length: " + strconv.Itoa(len(deepRefresh))}, deepRefresh), http.StatusBadRequest, false, false},
+		// Refresh bodies the gateway cannot read as Django REST framework
+		// would (it checks the refresh token against the user's cutoff).
+		{"refresh as multipart", rawRequest("POST", "/auth/token/refresh/", []string{"Content-Type: multipart/form-data; boundary=b", "Content-Length: 63"}, "--b\r\nContent-Disposition: form-data; name=\"refresh\"\r\n\r\nx\r\n--b--"), http.StatusBadRequest, false, false},
+		{"refresh JSON with NaN", rawRequest("POST", "/auth/token/refresh/", []string{"Content-Type: application/json", "Content-Length: 26"}, `{"refresh":"x","n":NaN}   `), http.StatusBadRequest, false, false},
 		{"JSON nested 9 deep labelled text/plain", rawRequest("POST", "/auth/token/refresh/", []string{"Content-Type: text/plain", "Content-Length: 18"}, tokensDeepArray(9)), http.StatusBadRequest, false, false},
 		{"JSON nested 1 500 deep without a content type", rawRequest("POST", "/auth/token/blacklist/", []string{"Content-Length: " + strconv.Itoa(len(deepRefresh))}, deepRefresh), http.StatusBadRequest, false, false},
 		{"token with a 1 500 deep header", rawRequest("GET", "/api/x", bearer(tokensForged(`,"x":`+tokensDeepArray(1500), "")), ""), http.StatusUnauthorized, false, false},

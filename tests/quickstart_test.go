@@ -168,8 +168,8 @@ func TestQuickstartWalkthroughFromTheReadme(t *testing.T) {
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(got), "\n")
-	if n := len(lines); n < 3 || lines[n-3] != "{}" || lines[n-2] != "401" || lines[n-1] != "200" {
-		t.Errorf("after logout: want {} (logout), 401 (the refresh token) and 200 (the access token until it expires) as the README says; output:\n%s", got)
+	if n := len(lines); n < 3 || lines[n-3] != "{}" || lines[n-2] != "401" || lines[n-1] != "401" {
+		t.Errorf("after logout: want {} (logout), 401 (the refresh token) and 401 (the access token, revoked at the edge) as the README says; output:\n%s", got)
 	}
 }
 

@@ -133,10 +133,12 @@ func TestSecUsersDjangoDeactivatedDeleted(t *testing.T) {
 		ids[name] = dj.CreateUser(t, name+"@example.com", name+"-pw", []string{"billing"}, false)
 	}
 	sid := func(name string) string { return strconv.FormatInt(ids[name], 10) }
-	clk := newClock()
 	up := startUpstream(t)
-	cfg := strings.Replace(baseConfig, "  timeout: 500ms", "  timeout: 5s\nusers:\n  refresh_after: 1m", 1)
-	gw := startGateway(t, cfg, dj.URL, up.URL, clk.Now)
+	// Real time, not a test clock: a re-fetch that finds a user inactive
+	// sets the user's cutoff to the gateway's now, which must be the
+	// clock Django's iat is compared with.
+	cfg := strings.Replace(baseConfig, "  timeout: 500ms", "  timeout: 5s\nusers:\n  refresh_after: 2s", 1)
+	gw := startGateway(t, cfg, dj.URL, up.URL, nil)
 
 	// alice and bob are mirrored by their logins; carol and dave only have
 	// tokens from the service itself.
@@ -152,7 +154,7 @@ func TestSecUsersDjangoDeactivatedDeleted(t *testing.T) {
 	dj.DeleteUser(t, ids["bob"])
 	dj.DeleteUser(t, ids["carol"])
 	dj.SetActive(t, ids["dave"], false)
-	clk.Advance(2 * time.Minute) // past refresh_after: the mirrored records are re-fetched
+	time.Sleep(2100 * time.Millisecond) // past refresh_after: the mirrored records are re-fetched
 
 	hits := up.hits.Load()
 	for _, name := range []string{"alice", "bob"} {
@@ -187,6 +189,9 @@ func TestSecUsersDjangoDeactivatedDeleted(t *testing.T) {
 	if u := usersMirrored(t, gw, sid("alice")); !u.IsActive {
 		t.Fatal("reactivated alice still inactive in the mirror")
 	}
+	// The deactivation seen at the re-fetch set her cutoff: the token from
+	// before it stays refused.
+	wantError(t, get(t, gw.URL+"/api/billing/x", access["alice"]), http.StatusUnauthorized, "token_not_valid")
 }
 
 // usersTwoIssuers is the README's two-issuer example: the auth service

@@ -34,6 +34,15 @@ type UserStore interface {
 	UserByKey(ctx context.Context, k models.UserKey) (models.User, error)
 	UpsertUser(ctx context.Context, u models.User) error
 	SetActiveByKey(ctx context.Context, k models.UserKey, active bool) error
+	// SetTokensValidAfter sets a user's cutoff (see models.User.TokensValidAfter).
+	SetTokensValidAfter(ctx context.Context, k models.UserKey, t time.Time) error
+}
+
+// RevocationStore keeps logged-out tokens until they expire (the mirror
+// database), so a restart or a replica started later still refuses them.
+type RevocationStore interface {
+	RevokeToken(ctx context.Context, key [32]byte, exp time.Time) error
+	RevokedTokens(ctx context.Context, now time.Time) (map[[32]byte]time.Time, error)
 }
 
 // Principal is an authenticated caller.
@@ -137,6 +146,7 @@ type cachedUser struct {
 	user    models.User
 	attrs   map[string]any
 	checkAt time.Time // re-fetch from the auth service after this
+	cutoff  int64     // user.TokensValidAfter in Unix seconds; 0: none
 }
 
 // Authenticator checks tokens and resolves users. It is safe for concurrent
@@ -156,7 +166,7 @@ type shared struct {
 
 	tokens   *verdictCache
 	rejected *lru.Cache[[32]byte, time.Time]
-	revoked  *lru.Cache[[32]byte, time.Time] // by models.Token.Key; logged out: refused until exp
+	revoked  *revokedSet // by models.Token.Key; logged out: refused until exp, never evicted early
 	users    *lru.Cache[models.UserKey, *cachedUser]
 
 	tokenCalls singleflight.Group
@@ -164,6 +174,8 @@ type shared struct {
 
 	obs   Observer
 	peers Peers // nil: no other replicas
+	// revocations persists logged-out tokens; nil: memory only.
+	revocations RevocationStore
 
 	ahead aheadState // background revalidations (refresh-ahead)
 }
@@ -212,7 +224,10 @@ type Deps struct {
 	// Peers tells the other replicas what this one revoked or saw
 	// deactivated; nil without other replicas.
 	Peers Peers
-	Log   *slog.Logger
+	// Revocations persists logged-out tokens (the mirror database); nil
+	// keeps them in memory only.
+	Revocations RevocationStore
+	Log         *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -278,18 +293,14 @@ func New(cfg Config, d Deps) (*Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth.cache.size: %w", err)
 	}
-	revoked, err := lru.New[[32]byte, time.Time](max(cfg.CacheSize/10, 128))
-	if err != nil {
-		return nil, fmt.Errorf("auth.cache.size: %w", err)
-	}
 	users, err := lru.New[models.UserKey, *cachedUser](cfg.UserCacheSz)
 	if err != nil {
 		return nil, fmt.Errorf("users.cache_size: %w", err)
 	}
 	a := &Authenticator{shared: &shared{
 		fetcher: d.Fetcher, store: d.Store, log: d.Log, now: d.Now,
-		tokens: tokens, rejected: rejected, revoked: revoked, users: users,
-		obs: d.Observer, peers: d.Peers,
+		tokens: tokens, rejected: rejected, revoked: newRevokedSet(), users: users,
+		obs: d.Observer, peers: d.Peers, revocations: d.Revocations,
 	}, state: &authState{cfg: cfg, verifier: d.Verifier, local: d.Local}}
 	if a.obs == nil {
 		a.obs = nopObserver{}
@@ -340,6 +351,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 	if !cu.user.IsActive {
 		a.refused(models.ReasonInactive)
 		return Principal{}, fmt.Errorf("user %q: %w", key, models.ErrUserInactive)
+	}
+	if cu.cutoff != 0 && tok.IssuedAt < cu.cutoff { // no iat is 0: refused too
+		a.refused(models.ReasonRevoked)
+		return Principal{}, errUserRevoked
 	}
 	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Issuer: iss, raw: raw}, nil
 }

@@ -60,7 +60,23 @@ func (m *memUsers) UserByKey(_ context.Context, k models.UserKey) (models.User, 
 func (m *memUsers) UpsertUser(_ context.Context, u models.User) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old, ok := m.db[u.Key().String()]; ok {
+		u.TokensValidAfter = old.TokensValidAfter // as the real upsert: never overwritten
+	}
 	m.db[u.Key().String()] = u
+	return nil
+}
+
+func (m *memUsers) SetTokensValidAfter(_ context.Context, k models.UserKey, t time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.db[k.String()]
+	if !ok {
+		u = models.User{Issuer: k.Issuer, ID: k.ID}
+	}
+	t = t.UTC().Truncate(time.Second)
+	u.TokensValidAfter = &t
+	m.db[k.String()] = u
 	return nil
 }
 

@@ -119,8 +119,13 @@ func (a *Authenticator) loadUser(ctx context.Context, raw string, key models.Use
 	case err == nil:
 		a.fetched("ok")
 		fetched.Issuer = key.Issuer
+		if stale != nil {
+			fetched.TokensValidAfter = stale.TokensValidAfter // a fetch never clears a cutoff
+		}
 		a.write(ctx, fetched)
 		if !fetched.IsActive && (stale == nil || stale.IsActive) {
+			// Gone inactive at the auth service: its tokens stop here too.
+			fetched.TokensValidAfter = a.cutOff(ctx, key, "inactive at the auth service")
 			a.userChanged(key)
 		}
 		return a.remember(fetched, fetched.FetchedAt.Add(a.st().cfg.RefreshAfter)), nil
@@ -161,6 +166,9 @@ func (a *Authenticator) deactivate(ctx context.Context, key models.UserKey, stal
 		a.log.ErrorContext(ctx, "user mirror write failed", "user_id", key.String(), "err", werr)
 	}
 	if stale.IsActive {
+		u.TokensValidAfter = a.cutOff(ctx, key, "inactive or gone at the auth service")
+	}
+	if stale.IsActive {
 		a.userChanged(key)
 	}
 	a.rememberAttrs(u, staleAttrs, a.now().Add(a.st().cfg.RefreshAfter))
@@ -175,8 +183,14 @@ func (a *Authenticator) userChanged(key models.UserKey) {
 }
 
 // Mirror stores a freshly fetched record of the auth service's user (after
-// a login, say) and caches it.
+// a login, say) and caches it, keeping the user's cutoff (the mirror's: a
+// fetch never carries one).
 func (a *Authenticator) Mirror(ctx context.Context, u models.User) error {
+	if cu, ok := a.users.Get(u.Key()); ok {
+		u.TokensValidAfter = cu.user.TokensValidAfter
+	} else if old, err := a.store.UserByKey(ctx, u.Key()); err == nil {
+		u.TokensValidAfter = old.TokensValidAfter
+	}
 	err := a.write(ctx, u)
 	a.remember(u, u.FetchedAt.Add(a.st().cfg.RefreshAfter))
 	return err
@@ -212,6 +226,9 @@ func (a *Authenticator) rememberAttrs(u models.User, attrs map[string]any, check
 	}
 	u.Fields = nil
 	cu := &cachedUser{user: u, attrs: attrs, checkAt: checkAt}
+	if u.TokensValidAfter != nil {
+		cu.cutoff = u.TokensValidAfter.Unix()
+	}
 	a.users.Add(u.Key(), cu)
 	return cu
 }

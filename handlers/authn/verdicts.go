@@ -39,6 +39,7 @@ type verdict struct {
 	meta    unique.Handle[tokenMeta]
 	userID  unique.Handle[string]
 	exp     int64    // the token's exp
+	iat     int64    // the token's iat, whole Unix seconds (0: none), for the user's cutoff
 	expires int64    // min(now+ttl, exp)
 	key     [32]byte // the token's revocation key (models.Token.Key)
 }
@@ -50,14 +51,14 @@ func newVerdict(tok models.Token, expires time.Time) verdict {
 	return verdict{
 		meta:   unique.Make(tokenMeta{alg: tok.Alg, kid: tok.Kid, iss: tok.Issuer}),
 		userID: unique.Make(tok.UserID),
-		exp:    tok.Expires.UnixNano(), expires: expires.UnixNano(), key: tok.Key,
+		exp:    tok.Expires.UnixNano(), iat: tok.IssuedAt, expires: expires.UnixNano(), key: tok.Key,
 	}
 }
 
 // token is the cached token, without its claims (see Principal.Claims).
 func (v *verdict) token() models.Token {
 	m := v.meta.Value()
-	return models.Token{Alg: m.alg, Kid: m.kid, UserID: v.userID.Value(), Issuer: m.iss, Expires: time.Unix(0, v.exp), Key: v.key}
+	return models.Token{Alg: m.alg, Kid: m.kid, UserID: v.userID.Value(), Issuer: m.iss, Expires: time.Unix(0, v.exp), IssuedAt: v.iat, Key: v.key}
 }
 
 // TokenKey is the verify cache key of a token: its SHA-256, so raw tokens

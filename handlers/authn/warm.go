@@ -30,7 +30,7 @@ func (a *Authenticator) Warm(ctx context.Context, raw string) bool {
 		return false
 	}
 	key := TokenKey(raw)
-	if until, ok := a.revoked.Get(tok.Key); ok && now.Before(until) {
+	if a.isRevoked(tok.Key, now) {
 		return false
 	}
 	if until, ok := a.rejected.Get(key); ok && now.Before(until) {

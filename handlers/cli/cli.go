@@ -44,6 +44,7 @@ type env struct {
 	defaults []byte
 	config   string
 	users    usersOpts
+	audit    auditOpts
 }
 
 // Build is what main builds into the binary.
@@ -169,14 +170,27 @@ func commands() []command {
 		{name: "config", args: "", summary: "print the default settings file (jwtgate config > settings.yaml)", run: runConfig,
 			help: "Prints the commented default settings.yaml built into the binary: every key, its default\n" +
 				"and what it means. Start your own from it: jwtgate config > settings.yaml"},
-		{name: "users", args: "list [--json] | show ID | delete ID | purge --older-than D", summary: "inspect or trim the local user mirror",
-			run: runUsers, flags: usersFlags,
+		{name: "users", args: "list [--json] | show ID | delete ID | purge --older-than D | revoke ID | deactivate ID | activate ID",
+			summary: "inspect or trim the local user mirror; revoke a user's tokens",
+			run:     runUsers, flags: usersFlags,
 			help: "  list            the mirrored users (id, username, email, active, staff, fetched)\n" +
 				"  show ID         one user's whole record as JSON\n" +
 				"  delete ID       remove a user from the mirror; every replica forgets its cached copy and\n" +
 				"                  fetches it from the auth service on next use\n" +
 				"  purge --older-than D\n" +
-				"                  remove users not fetched for D (e.g. 720h or 30d)"},
+				"                  remove users not fetched for D (e.g. 720h or 30d)\n" +
+				"  revoke ID       refuse every token of the user issued before now (this second), on\n" +
+				"                  every running replica within a second; a new login works\n" +
+				"  deactivate ID   mark the user inactive in the mirror (403 user_inactive) and revoke their\n" +
+				"                  tokens; the auth service's is_active wins again at the next re-fetch\n" +
+				"                  (users.refresh_after), the revoked tokens stay refused\n" +
+				"  activate ID     mark the user active in the mirror (tokens revoked before stay refused)\n" +
+				"Every change is written to audit_events (jwtgate audit)."},
+		{name: "audit", args: "[--since D|TIME] [--json]", summary: "print the admin and operator actions (audit_events)",
+			run: runAudit, flags: auditFlags,
+			help: "Prints who revoked, deactivated, activated, deleted or purged which user, when, and the\n" +
+				"request id of an admin API call, oldest first. --since takes a duration back from now\n" +
+				"(24h, 7d) or an RFC 3339 time; default: everything."},
 		{name: "systemd-unit", args: "", summary: "print the systemd unit (jwtgate systemd-unit > /etc/systemd/system/jwtgate.service)",
 			run: runSystemdUnit, help: "Prints jwtgate.service: jwtgate serve --config /etc/jwtgate/settings.yaml as a dynamic\n" +
 				"user, its SQLite mirror and identity key in the state directory /var/lib/jwtgate,\n" +

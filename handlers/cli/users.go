@@ -56,10 +56,10 @@ func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		return errors.New("users: say list, show ID, delete ID or purge --older-than D")
 	}
 	sub, args := args[0], args[1:]
-	want := map[string]int{"list": 0, "show": 1, "delete": 1, "purge": 0}
+	want := map[string]int{"list": 0, "show": 1, "delete": 1, "purge": 0, "revoke": 1, "deactivate": 1, "activate": 1}
 	n, ok := want[sub]
 	if !ok {
-		return fmt.Errorf("users: unknown subcommand %q (list, show, delete, purge)", sub)
+		return fmt.Errorf("users: unknown subcommand %q (list, show, delete, purge, revoke, deactivate, activate)", sub)
 	}
 	if len(args) != n {
 		return fmt.Errorf("users %s: want %d argument(s), got %d", sub, n, len(args))
@@ -120,8 +120,7 @@ func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 			return err
 		}
 		// Every replica drops its cached copy and asks the auth service again.
-		pub := notify.NewPublisher(st, slog.New(slog.NewTextHandler(e.stderr, nil)), nil)
-		if err := pub.Publish(ctx, notify.Message{Kind: notify.KindUser, User: args[0]}); err != nil {
+		if err := userChanged(ctx, e, st, models.UserKey{ID: args[0]}, "delete"); err != nil {
 			return fmt.Errorf("deleted user %q, but could not tell the running replicas: %w", args[0], err)
 		}
 		fmt.Fprintf(e.stdout, "deleted user %s from the mirror; it is fetched from the auth service on next use\n", args[0])
@@ -130,9 +129,81 @@ func runUsers(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		if err != nil {
 			return err
 		}
+		if err := st.RecordAllUsersChanged(ctx); err != nil {
+			return fmt.Errorf("purged %d users, but could not tell the running replicas: %w", n, err)
+		}
+		publishHint(ctx, e, st, models.UserKey{})
+		audit(ctx, e, st, "purge", "")
 		fmt.Fprintf(e.stdout, "purged %d users not fetched in the last %s\n", n, o.olderThan)
+	case "revoke", "deactivate", "activate":
+		return userAction(ctx, e, st, sub, models.UserKey{ID: args[0]})
 	}
 	return nil
+}
+
+// userAction revokes, deactivates or activates a user in the mirror; the
+// store records the change, which running gateways read within a second
+// (and at once on PostgreSQL, through the NOTIFY hint).
+func userAction(ctx context.Context, e *env, st *models.Store, action string, k models.UserKey) error {
+	now := time.Now()
+	var err error
+	switch action {
+	case "revoke":
+		err = st.SetTokensValidAfter(ctx, k, now)
+	case "deactivate":
+		if err = st.SetActiveByKey(ctx, k, false); err == nil {
+			err = st.SetTokensValidAfter(ctx, k, now)
+		}
+	case "activate":
+		err = st.SetActiveByKey(ctx, k, true)
+	}
+	if errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("no user %q in the mirror (jwtgate users list shows who is there)", k.ID)
+	} else if err != nil {
+		return err
+	}
+	publishHint(ctx, e, st, k)
+	audit(ctx, e, st, action, k.String())
+	switch action {
+	case "revoke":
+		fmt.Fprintf(e.stdout, "revoked the tokens of user %s issued before %s\n", k.ID, now.UTC().Truncate(time.Second).Format(time.RFC3339))
+	case "deactivate":
+		fmt.Fprintf(e.stdout, "deactivated user %s in the mirror and revoked their tokens; the auth service's is_active wins at the next re-fetch\n", k.ID)
+	default:
+		fmt.Fprintf(e.stdout, "activated user %s in the mirror; tokens revoked before stay refused\n", k.ID)
+	}
+	return nil
+}
+
+// userChanged records that a user changed and hints the replicas, and
+// audits the action.
+func userChanged(ctx context.Context, e *env, st *models.Store, k models.UserKey, action string) error {
+	if err := st.RecordUserChange(ctx, k); err != nil {
+		return err
+	}
+	publishHint(ctx, e, st, k)
+	audit(ctx, e, st, action, k.String())
+	return nil
+}
+
+// publishHint sends the NOTIFY hint on PostgreSQL (a no-op on SQLite, where
+// gateways poll): the change is already in the table, so a failure only
+// delays it to the next poll.
+func publishHint(ctx context.Context, e *env, st *models.Store, k models.UserKey) {
+	pub := notify.NewPublisher(st, slog.New(slog.NewTextHandler(e.stderr, nil)), nil)
+	if k.ID == "" {
+		k.ID = "*" // purge: any user message makes the replicas read the changes
+	}
+	if err := pub.Publish(ctx, notify.Message{Kind: notify.KindUser, User: k.ID, Issuer: k.Issuer}); err != nil {
+		fmt.Fprintf(e.stderr, "warning: could not notify the running replicas at once (they read the change within a second): %v\n", err)
+	}
+}
+
+// audit writes the operator's action to audit_events; a failure is a warning.
+func audit(ctx context.Context, e *env, st *models.Store, action, target string) {
+	if err := st.RecordAudit(ctx, models.AuditEvent{Actor: "cli", Action: action, Target: target}); err != nil {
+		fmt.Fprintf(e.stderr, "warning: could not write the audit event: %v\n", err)
+	}
 }
 
 // writeJSON prints v as indented JSON with every non-printable character

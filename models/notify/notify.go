@@ -1,9 +1,15 @@
-// Package notify keeps the caches of several jwtgate replicas in step
-// through PostgreSQL LISTEN/NOTIFY on the database they share: a replica
-// that revokes a token (logout) or sees a user deactivated or deleted
-// publishes it, and every replica evicts it within moments. Messages carry
-// SHA-256 token hashes and user ids, never tokens. On SQLite (one replica)
-// publishing is a no-op and there is nothing to listen to.
+// Package notify keeps jwtgate replicas, and the jwtgate CLI, in step on
+// the database they share. Every revocation change (a logout, a user's
+// cutoff, a deactivation, a deletion) is a row of revocation_changes,
+// which a Follower in every gateway reads back every second and applies:
+// the tables are the authority. On PostgreSQL the writer also publishes a
+// LISTEN/NOTIFY message, a hint that makes the others read at once;
+// messages carry SHA-256 token hashes and user ids, never tokens, and any
+// role that can connect can send one, so a message only evicts a cache
+// entry and triggers a read: it never refuses a token by itself. (HMAC-
+// authenticated payloads were the alternative; reading back needs no
+// shared key to distribute and rotate, and the rows are needed anyway for
+// replicas started later.) On SQLite publishing is a no-op.
 package notify
 
 import (
@@ -105,14 +111,29 @@ func (p *Publisher) Publish(ctx context.Context, m Message) error {
 }
 
 // Handler receives other replicas' messages (and this replica's own,
-// which are harmless: evicting twice).
+// which are harmless: evicting twice). Messages are hints: anyone who can
+// connect to the database can send one, so a handler may evict (which
+// costs a re-check) and poll the revocation tables (Follower.Poke), but
+// never refuses anything on a message's word.
 type Handler struct {
+	// TokenRevoked is told a token hash to evict; until is the sender's
+	// claim, for information only.
 	TokenRevoked func(key [32]byte, until time.Time)
 	UserChanged  func(k models.UserKey)
+	// Hint is called for every well-formed message, after the above.
+	Hint func()
+	// Malformed counts a message that is not one of ours (by kind:
+	// "json", "hash", "kind").
+	Malformed func(why string)
 	// Gap is called after a reconnect: messages sent while the connection
-	// was down are lost, so caches should be dropped.
+	// was down are lost, so caches should be dropped and state reloaded.
 	Gap func()
 }
+
+// malformedLogEvery is how often at most a malformed message is logged
+// (with how many were ignored since): a flood of junk NOTIFYs must not
+// flood the log.
+const malformedLogEvery = time.Minute
 
 // Listener holds one connection LISTENing on Channel, reconnecting with
 // backoff until Stop.
@@ -125,6 +146,10 @@ type Listener struct {
 
 	readyOnce sync.Once
 	ready     chan struct{}
+
+	malformedMu     sync.Mutex
+	malformedLogged time.Time // last log line about malformed messages
+	malformedSince  int       // malformed messages since that line
 }
 
 // Listen starts listening on the PostgreSQL database dsn names.
@@ -203,14 +228,14 @@ func (l *Listener) session(ctx context.Context, reconnect bool, up func()) error
 func (l *Listener) dispatch(payload string) {
 	var m Message
 	if err := json.Unmarshal([]byte(payload), &m); err != nil {
-		l.log.Warn("ignoring a malformed notification", "err", err)
+		l.malformed("json")
 		return
 	}
 	switch m.Kind {
 	case KindToken:
 		key, err := hex.DecodeString(m.Hash)
 		if err != nil || len(key) != 32 {
-			l.log.Warn("ignoring a token notification without a valid hash")
+			l.malformed("hash")
 			return
 		}
 		var until time.Time
@@ -221,10 +246,33 @@ func (l *Listener) dispatch(payload string) {
 			l.h.TokenRevoked([32]byte(key), until)
 		}
 	case KindUser:
-		if m.User != "" && l.h.UserChanged != nil {
+		if m.User == "" {
+			l.malformed("user")
+			return
+		}
+		if l.h.UserChanged != nil {
 			l.h.UserChanged(models.UserKey{Issuer: m.Issuer, ID: m.User})
 		}
 	default:
-		l.log.Warn("ignoring a notification of unknown kind", "kind", m.Kind)
+		l.malformed("kind")
+		return
+	}
+	if l.h.Hint != nil {
+		l.h.Hint()
+	}
+}
+
+// malformed counts an ignored message and logs at most one line per
+// malformedLogEvery.
+func (l *Listener) malformed(why string) {
+	if l.h.Malformed != nil {
+		l.h.Malformed(why)
+	}
+	l.malformedMu.Lock()
+	defer l.malformedMu.Unlock()
+	l.malformedSince++
+	if now := time.Now(); now.Sub(l.malformedLogged) >= malformedLogEvery {
+		l.log.Warn("ignoring malformed notifications", "channel", Channel, "count", l.malformedSince, "last_reason", why)
+		l.malformedLogged, l.malformedSince = now, 0
 	}
 }
