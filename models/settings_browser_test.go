@@ -84,7 +84,7 @@ func TestBrowserWarnings(t *testing.T) {
 		{"off", "browser: {refresh_cookie: {secure: false}}\n", nil},
 		{"secure", "browser: {enabled: true}\n", nil},
 		{"plain http", "browser: {enabled: true, refresh_cookie: {secure: false}}\n", []string{"browser.refresh_cookie.secure"}},
-		{"access cookie without revocation", "browser: {enabled: true, access_cookie: true}\n", []string{"auth.revoke_on_logout"}},
+		{"access cookie without revocation", "browser: {enabled: true, access_cookie: true}\nauth: {revoke_on_logout: false}\n", []string{"auth.revoke_on_logout"}},
 		{"access cookie with revocation", "browser: {enabled: true, access_cookie: true}\nauth: {revoke_on_logout: true}\n", nil},
 	}
 	for _, tt := range tests {
