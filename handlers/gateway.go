@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"google.golang.org/grpc"
 
 	"jwtgate/handlers/authn"
 	"jwtgate/handlers/health"
@@ -37,6 +38,9 @@ type Gateway struct {
 	Local *authn.Local
 	// Health probes the readiness checks in the background.
 	Health *health.Checker
+	// ExtAuthz serves Envoy's gRPC ext_authz and the gRPC health service,
+	// for ext_authz.grpc_listen only; nil when that is empty.
+	ExtAuthz *grpc.Server
 
 	stopPeers func() // stops the peer listener and waits; nil without one
 	upstreams *http.Transport
@@ -166,11 +170,12 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		m.SkippedJWKSKeys(local.SkippedKeys)
 	}
 
-	router := newRouter(routerDeps{
+	rd := routerDeps{
 		log: log, settings: s, remote: rc, auth: auth, table: table,
 		identity: idn, signer: sig, login: login, callsHome: ac.CallsHome != nil, trusted: trusted,
 		metrics: m, health: hc, now: now,
-	})
+	}
+	router := newRouter(rd)
 	for _, ri := range router.Routes() {
 		m.Route(ri.Path) // resolve every label child before traffic
 	}
@@ -180,6 +185,9 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		hc.Add(checkJWKS, func(context.Context) error { return local.Ready() })
 	}
 	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Local: local, Health: hc, upstreams: upstreams}
+	if s.ExtAuthz.GRPCListen != "" {
+		gw.ExtAuthz = newExtAuthzServer(newDecider(rd), log)
+	}
 	if err := gw.startPeers(ctx, s, log, m); err != nil {
 		return fail(err)
 	}

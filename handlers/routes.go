@@ -73,12 +73,7 @@ func newRouter(d routerDeps) *gin.Engine {
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/blacklist/", handleRelay(d.log, d.remote, remote.EndpointBlacklist, as.MaxBodyBytes, forgetBlacklisted(d.auth)))
 
-	dc := &decider{
-		table:   d.table,
-		gate:    newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)),
-		idn:     d.identity,
-		trusted: d.trusted,
-	}
+	dc := newDecider(d)
 	users := r.Group("/auth/users", requireAuth(dc, builtinRoute("users")))
 	user := handleUser(d.log, cr, d.remote, d.auth, d.now)
 	users.GET("/:id/", user)

@@ -22,6 +22,7 @@ type Settings struct {
 	IdentityToken     IdentityToken   `yaml:"identity_token"`
 	Throttle          Throttle        `yaml:"throttle"`
 	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
+	ExtAuthz          ExtAuthz        `yaml:"ext_authz"`
 	Log               Log             `yaml:"log"`
 	Routes            []Route         `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front

@@ -24,6 +24,7 @@ func (s Settings) Validate() []Problem {
 	s.validateIdentity(&p)
 	s.Throttle.validate(&p)
 	s.validateLogging(&p)
+	s.validateExtAuthz(&p)
 	validateRoutes(&p, s.Routes)
 	return p
 }
