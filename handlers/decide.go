@@ -52,6 +52,9 @@ type decisionInput struct {
 	Trusted bool
 	// Route is the built-in route of an entryBuiltin request.
 	Route *route
+	// Client returns the client's address (a trusted proxy's forwarded
+	// one), read only when a rate limit needs it; nil: none.
+	Client func() string
 }
 
 // decision is what the gateway decided about an allowed request.
@@ -141,6 +144,11 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 		return dec, err
 	}
 	dec.Principal = p
+	if rt.limit != nil {
+		if err := rt.limit.take(p, in.Client); err != nil {
+			return dec, err
+		}
+	}
 	if in.Entry == entryBuiltin {
 		return dec, nil
 	}

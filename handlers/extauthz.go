@@ -75,6 +75,7 @@ func (s *extAuthzService) Check(ctx context.Context, req *authv3.CheckRequest) (
 	ctx = context.WithValue(ctx, clientCtxKey{}, clientKey(client))
 	dec, err := s.d.decide(ctx, decisionInput{
 		Entry: entryCheck, Method: method, Path: p, Header: h, Trusted: true,
+		Client: func() string { return client },
 	})
 	if err != nil {
 		return s.refuse(ctx, err), nil
@@ -94,6 +95,12 @@ func (s *extAuthzService) refuse(ctx context.Context, err error) *authv3.CheckRe
 	if errors.As(err, &throttled) {
 		secs := retryAfterSeconds(throttled.RetryAfter)
 		extra = append(extra, extAuthzHeader("Retry-After", strconv.Itoa(secs)))
+		var rl *rateLimitError
+		if errors.As(err, &rl) {
+			for k, v := range rl.headers() {
+				extra = append(extra, extAuthzHeader(k, v[0]))
+			}
+		}
 		return extAuthzDenied(throttledError(secs), extra)
 	}
 	return extAuthzDenied(errorFor(ctx, s.log, err), extra)

@@ -162,6 +162,9 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	if err != nil {
 		return fail(err)
 	}
+	if err := attachRateLimits(table, s.Throttle.CacheSize, now, m); err != nil {
+		return fail(err)
+	}
 
 	hc.Add(checkDatabase, store.Ping)
 	hc.Add(checkAuthService, rc.Probe)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -152,6 +153,10 @@ func fail(c *gin.Context, log *slog.Logger, err error) {
 	var open *remote.CircuitOpenError
 	if errors.As(err, &open) {
 		c.Header("Retry-After", strconv.Itoa(max(int((open.RetryAfter+time.Second-1)/time.Second), 1)))
+	}
+	var rl *rateLimitError
+	if errors.As(err, &rl) {
+		maps.Copy(c.Writer.Header(), rl.headers())
 	}
 	var throttled *authn.ThrottledError
 	if errors.As(err, &throttled) {

@@ -276,6 +276,8 @@ type Route struct {
 	// resolve differently (see UnusualPath and PathReadings). Dangerous:
 	// only for an upstream that reads paths exactly as the gateway does.
 	AllowUnusualPaths bool `yaml:"allow_unusual_paths"`
+	// RateLimit limits the route's requests per user and per client.
+	RateLimit RouteRateLimit `yaml:"rate_limit"`
 }
 
 // RouteIdentity lists mirrored user fields a route sends upstream as

@@ -26,6 +26,7 @@ func (s Settings) Validate() []Problem {
 	s.validateLogging(&p)
 	s.validateExtAuthz(&p)
 	validateRoutes(&p, s.Routes)
+	validateRateLimits(&p, s.Routes)
 	return p
 }
 

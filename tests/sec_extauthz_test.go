@@ -32,10 +32,7 @@ func extauthzStart(t *testing.T, extra ...string) *extauthzEnv {
 	if srv == nil {
 		t.Fatal("ext_authz.grpc_listen set but Gateway.ExtAuthz is nil")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := extauthzListen(t)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
 	return &extauthzEnv{edgeEnv: e, addr: ln.Addr().String()}
@@ -300,4 +297,14 @@ func TestSecExtauthzOffByDefault(t *testing.T) {
 	if e.gw.GW.ExtAuthz != nil {
 		t.Fatal("ExtAuthz built without ext_authz.grpc_listen")
 	}
+}
+
+// extauthzListen listens on a free loopback port.
+func extauthzListen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
