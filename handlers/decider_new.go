@@ -5,9 +5,13 @@ package handlers
 // dependencies, so they decide alike.
 func newDecider(d routerDeps) *decider {
 	cr := credentials{header: d.settings.Auth.HeaderName, types: d.settings.Auth.HeaderTypes}
+	var auth authenticator = d.auth
+	if d.tracing != nil {
+		auth = tracedAuth{next: d.auth, tracer: d.tracing.Tracer(), mode: d.settings.Auth.Verify}
+	}
 	return &decider{
 		table:   d.table,
-		gate:    newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)),
+		gate:    newGate(d.log, cr, auth, newHeaderRules(d.identity, cr.header)),
 		idn:     d.identity,
 		trusted: d.trusted,
 	}

@@ -75,7 +75,7 @@ func (s *extAuthzService) Check(ctx context.Context, req *authv3.CheckRequest) (
 	ctx = context.WithValue(ctx, clientCtxKey{}, clientKey(client))
 	dec, err := s.d.decide(ctx, decisionInput{
 		Entry: entryCheck, Method: method, Path: p, Header: h, Trusted: true,
-		Client: func() string { return client },
+		Client: fixedClient(client),
 	})
 	if err != nil {
 		return s.refuse(ctx, err), nil

@@ -16,6 +16,7 @@ import (
 	"jwtgate/handlers/authn"
 	"jwtgate/handlers/health"
 	"jwtgate/handlers/metrics"
+	"jwtgate/handlers/tracing"
 	"jwtgate/models"
 	"jwtgate/models/notify"
 	"jwtgate/remote"
@@ -44,6 +45,7 @@ type Gateway struct {
 
 	stopPeers func() // stops the peer listener and waits; nil without one
 	upstreams *http.Transport
+	tracing   *tracing.Tracing // nil: traces off
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -55,6 +57,8 @@ type Options struct {
 	// Getenv reads the environment (HMAC secrets of auth.local.keys);
 	// nil means os.Getenv.
 	Getenv func(string) string
+	// Version is the service.version of traces; "" leaves it out.
+	Version string
 }
 
 // NewGateway opens the database and builds the auth service client, the
@@ -76,8 +80,17 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	if now == nil {
 		now = time.Now
 	}
+	var tr *tracing.Tracing
+	if tracing.Enabled(s.Tracing.Enabled, getenv) {
+		var err error
+		if tr, err = tracing.New(ctx, opt.Version, getenv); err != nil {
+			return nil, err
+		}
+		log = slog.New(withTraceIDs(log.Handler()))
+	}
 	store, err := models.OpenStore(ctx, s.Database, now)
 	if err != nil {
+		stopTracing(tr)
 		return nil, err
 	}
 	for _, n := range store.Notes() {
@@ -89,10 +102,15 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	}
 	m := metrics.New(names)
 	hc := health.New(s.ReadinessInterval, log, m.Ready)
-	rc, err := remote.New(s.AuthService, remote.Options{
+	ro := remote.Options{
 		Observer: authServiceObserver{m: m, health: hc, log: log, coolDown: s.AuthService.Circuit.CoolDown},
-	})
+	}
+	if tr != nil {
+		ro.HTTPClient = &http.Client{Transport: tr.Transport(remote.NewTransport(s.AuthService.Timeout), authServiceSpanName(s.AuthService))}
+	}
+	rc, err := remote.New(s.AuthService, ro)
 	if err != nil {
+		stopTracing(tr)
 		return nil, errors.Join(err, store.Close())
 	}
 	// remote: every new token is verified by the auth service (cached).
@@ -104,8 +122,12 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	if s.Auth.Verify != models.VerifyRemote {
 		lc := authn.LocalConfigFrom(s)
 		lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
+		if tr != nil {
+			lc.HTTPClient.Transport = tr.Transport(lc.HTTPClient.Transport, spanName("jwks fetch"))
+		}
 		local, err = authn.NewLocal(ctx, lc, getenv, log, now)
 		if err != nil {
+			stopTracing(tr)
 			return nil, errors.Join(err, store.Close())
 		}
 		if s.Auth.Verify == models.VerifyLocal {
@@ -118,6 +140,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		if local != nil {
 			local.Close()
 		}
+		stopTracing(tr)
 		return nil, errors.Join(err, store.Close())
 	}
 	var sig *signer
@@ -158,7 +181,11 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	idn.signer = sig
 	idn.sendIssuer = len(s.UserIssuers()) > 1
 	upstreams := upstreamTransport()
-	table, err := newRouteTable(cfg.Routes, upstreams, log, trusted, idn, m)
+	var upstreamRT http.RoundTripper = upstreams
+	if tr != nil {
+		upstreamRT = tr.Transport(upstreams, spanName("upstream"))
+	}
+	table, err := newRouteTable(cfg.Routes, upstreamRT, log, trusted, idn, m)
 	if err != nil {
 		return fail(err)
 	}
@@ -176,7 +203,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	rd := routerDeps{
 		log: log, settings: s, remote: rc, auth: auth, table: table,
 		identity: idn, signer: sig, login: login, callsHome: ac.CallsHome != nil, trusted: trusted,
-		metrics: m, health: hc, now: now,
+		metrics: m, health: hc, now: now, tracing: tr,
 	}
 	router := newRouter(rd)
 	for _, ri := range router.Routes() {
@@ -187,7 +214,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		// failing to refresh.
 		hc.Add(checkJWKS, func(context.Context) error { return local.Ready() })
 	}
-	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Local: local, Health: hc, upstreams: upstreams}
+	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Local: local, Health: hc, upstreams: upstreams, tracing: tr}
 	if s.ExtAuthz.GRPCListen != "" {
 		gw.ExtAuthz = newExtAuthzServer(newDecider(rd), log)
 	}
@@ -255,6 +282,7 @@ func (g *Gateway) Close() error {
 		if err := g.Store.Close(); err != nil {
 			g.closeErr = fmt.Errorf("close database: %w", err)
 		}
+		stopTracing(g.tracing) // exports the spans still buffered
 	})
 	return g.closeErr
 }

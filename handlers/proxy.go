@@ -186,7 +186,7 @@ func handleProxy(d *decider) gin.HandlerFunc {
 		r := c.Request
 		dec, err := d.decide(r.Context(), decisionInput{
 			Entry: entryProxy, Method: r.Method, Path: r.URL.Path, Header: r.Header,
-			Trusted: d.trusted.fromTrusted(r), Client: c.ClientIP,
+			Trusted: d.trusted.fromTrusted(r), Client: c,
 		})
 		if dec.Route != nil {
 			c.Set(routeKey, dec.Route.Name)

@@ -78,7 +78,7 @@ func newLimitBuckets(name string, l models.Limit, burst, size int, now func() ti
 // take spends one request of the caller: per user when p is set (every
 // token of the user together), else per client address. It returns a
 // *rateLimitError when the caller is over its limit.
-func (r *routeLimit) take(p *authn.Principal, client func() string) error {
+func (r *routeLimit) take(p *authn.Principal, client clientAddr) error {
 	if p != nil {
 		if r.perUser == nil {
 			return nil
@@ -88,7 +88,7 @@ func (r *routeLimit) take(p *authn.Principal, client func() string) error {
 	if r.perClient == nil || client == nil {
 		return nil
 	}
-	return r.perClient.take(clientKey(client()))
+	return r.perClient.take(clientKey(client.ClientIP()))
 }
 
 func (b *limitBuckets) take(key string) error {
@@ -160,3 +160,12 @@ func userLimitKey(p *authn.Principal) string {
 	}
 	return issuer + "\x00" + id
 }
+
+// clientAddr gives a request's client address (gin.Context.ClientIP).
+type clientAddr interface{ ClientIP() string }
+
+// fixedClient is a client address already known (ext_authz's source).
+type fixedClient string
+
+// ClientIP returns the address.
+func (f fixedClient) ClientIP() string { return string(f) }

@@ -29,7 +29,7 @@ func TestRatelimitUserKey(t *testing.T) {
 	if err := rl.take(other, nil); err != nil {
 		t.Fatalf("user 7 of another issuer shares the bucket: %v", err)
 	}
-	if err := rl.take(nil, func() string { return "127.0.0.9" }); err != nil {
+	if err := rl.take(nil, fixedClient("127.0.0.9")); err != nil {
 		t.Fatalf("anonymous with per_client off: %v", err)
 	}
 }

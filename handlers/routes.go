@@ -13,6 +13,7 @@ import (
 	"jwtgate/handlers/authn"
 	"jwtgate/handlers/health"
 	"jwtgate/handlers/metrics"
+	"jwtgate/handlers/tracing"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
@@ -31,6 +32,7 @@ type routerDeps struct {
 	login    *loginGuard // the login throttles
 	trusted  trustedProxies
 	now      func() time.Time
+	tracing  *tracing.Tracing // nil: traces off
 
 	// callsHome is set when throttle.calls_home_per_client bounds calls
 	// home: requests then carry their client key for it.
@@ -59,6 +61,9 @@ func newRouter(d routerDeps) *gin.Engine {
 			errInternal.abort(c)
 		}),
 	)
+	if d.tracing != nil {
+		r.Use(traceRequests(d.tracing, d.trusted))
+	}
 	r.Use(closeAfterChunked)
 	r.Use(tokenBodyDeadline(s.AuthService.BodyTimeout))
 	if d.callsHome {

@@ -23,6 +23,7 @@ type Settings struct {
 	Throttle          Throttle        `yaml:"throttle"`
 	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
 	ExtAuthz          ExtAuthz        `yaml:"ext_authz"`
+	Tracing           Tracing         `yaml:"tracing"`
 	Log               Log             `yaml:"log"`
 	Routes            []Route         `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front

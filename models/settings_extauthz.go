@@ -23,3 +23,11 @@ func (s Settings) validateExtAuthz(p *problemList) {
 		}
 	}
 }
+
+// Tracing configures OpenTelemetry traces; the exporter itself is
+// configured by the standard OTEL_* environment variables.
+type Tracing struct {
+	// Enabled turns traces on or off; unset (the default) means on when
+	// OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) is set.
+	Enabled *bool `yaml:"enabled"`
+}

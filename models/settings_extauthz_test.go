@@ -33,3 +33,38 @@ func TestExtauthzSettingsGRPCListen(t *testing.T) {
 		})
 	}
 }
+
+func TestTracingSettingsEnabled(t *testing.T) {
+	const route = "routes:\n  - path: /api/\n    upstream: http://127.0.0.1:9\n"
+	yes, no := true, false
+	tests := []struct {
+		name, yaml string
+		want       *bool
+		wantErr    string
+	}{
+		{"unset", "", nil, ""},
+		{"empty section", "tracing:\n", nil, ""},
+		{"true", "tracing: {enabled: true}\n", &yes, ""},
+		{"false", "tracing: {enabled: false}\n", &no, ""},
+		{"not a bool", "tracing: {enabled: sometimes}\n", nil, "tracing.enabled"},
+		{"unknown key", "tracing: {endpoint: x}\n", nil, "tracing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := load(t, tt.yaml+route)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.Tracing.Enabled
+			if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
+				t.Fatalf("tracing.enabled = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

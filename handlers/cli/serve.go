@@ -30,7 +30,7 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	for _, w := range s.Warnings() {
 		log.Warn("settings: " + w)
 	}
-	gw, err := handlers.NewGateway(ctx, cfg, log, handlers.Options{Getenv: e.getenv})
+	gw, err := handlers.NewGateway(ctx, cfg, log, handlers.Options{Getenv: e.getenv, Version: e.version})
 	if err != nil {
 		return err
 	}
