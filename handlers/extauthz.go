@@ -24,7 +24,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	grpcpeer "google.golang.org/grpc/peer"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"jwtgate/handlers/authn"
+	"jwtgate/handlers/tracing"
 )
 
 // extAuthzService is the gRPC ext_authz entry point
@@ -37,14 +41,15 @@ type extAuthzService struct {
 	authv3.UnimplementedAuthorizationServer
 	d   *decider
 	log *slog.Logger
+	tr  *tracing.Tracing // nil: traces off
 }
 
 // newExtAuthzServer builds the gRPC server of ext_authz.grpc_listen: the
 // Authorization service and the standard health service (serving for ""
 // and for the Authorization service).
-func newExtAuthzServer(d *decider, log *slog.Logger) *grpc.Server {
+func newExtAuthzServer(d *decider, log *slog.Logger, tr *tracing.Tracing) *grpc.Server {
 	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, &extAuthzService{d: d, log: log})
+	authv3.RegisterAuthorizationServer(srv, &extAuthzService{d: d, log: log, tr: tr})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -55,7 +60,7 @@ func newExtAuthzServer(d *decider, log *slog.Logger) *grpc.Server {
 // Check decides the request Envoy describes. Only a trusted proxy may ask
 // (as for /auth/check); its CheckRequest's source address is then the
 // client's.
-func (s *extAuthzService) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (s *extAuthzService) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
 	pa := grpcPeer(ctx)
 	if !s.d.trusted.contains(pa) {
 		return extAuthzDenied(errCheckUntrusted, nil), nil
@@ -73,10 +78,19 @@ func (s *extAuthzService) Check(ctx context.Context, req *authv3.CheckRequest) (
 	h, names := extAuthzHeaders(hr)
 	client := extAuthzClient(req, pa)
 	ctx = context.WithValue(ctx, clientCtxKey{}, clientKey(client))
+	span := trace.SpanFromContext(ctx) // a no-op span when traces are off
+	if s.tr != nil {
+		ctx, span = s.tr.Tracer().Start(s.tr.Extract(ctx, h), "ext_authz check", trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		defer func() { extAuthzSpanEnd(span, resp) }()
+	}
 	dec, err := s.d.decide(ctx, decisionInput{
 		Entry: entryCheck, Method: method, Path: p, Header: h, Trusted: true,
 		Client: fixedClient(client),
 	})
+	if s.tr != nil {
+		extAuthzSpanDecision(span, dec)
+	}
 	if err != nil {
 		return s.refuse(ctx, err), nil
 	}
@@ -259,4 +273,26 @@ func retryAfterSeconds(wait time.Duration) int {
 func throttledError(secs int) *apiError {
 	return newAPIError(http.StatusTooManyRequests, codeThrottled,
 		fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs))
+}
+
+// extAuthzSpanDecision names the check's span after the route and puts
+// the user id on it (never a token).
+func extAuthzSpanDecision(span trace.Span, dec decision) {
+	if dec.Route != nil {
+		span.SetName("ext_authz " + dec.Route.Name)
+		span.SetAttributes(attribute.String("jwtgate.route", dec.Route.Name))
+	}
+	if dec.Principal != nil {
+		span.SetAttributes(attribute.String("enduser.id", principalID(dec.Principal)))
+	}
+}
+
+// extAuthzSpanEnd records the HTTP status Envoy will send (200 when
+// allowed) on the check's span.
+func extAuthzSpanEnd(span trace.Span, resp *authv3.CheckResponse) {
+	status := http.StatusOK
+	if d := resp.GetDeniedResponse(); d != nil {
+		status = int(d.GetStatus().GetCode())
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
 }

@@ -118,6 +118,9 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	// verdict is cached too, which saves CPU; never past exp).
 	// hybrid: remote as above, plus the local check on every request.
 	deps := authn.Deps{Verifier: rc, Fetcher: rc, Store: store, Observer: m, Log: log, Now: now}
+	if tr != nil {
+		deps.Store = tracedStore{UserStore: store, tracer: tr.Tracer()}
+	}
 	var local *authn.Local
 	if s.Auth.Verify != models.VerifyRemote {
 		lc := authn.LocalConfigFrom(s)
@@ -216,7 +219,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	}
 	gw := &Gateway{Handler: router, Metrics: m.Handler(), Store: store, Auth: auth, Remote: rc, Local: local, Health: hc, upstreams: upstreams, tracing: tr}
 	if s.ExtAuthz.GRPCListen != "" {
-		gw.ExtAuthz = newExtAuthzServer(newDecider(rd), log)
+		gw.ExtAuthz = newExtAuthzServer(newDecider(rd), log, tr)
 	}
 	if err := gw.startPeers(ctx, s, log, m); err != nil {
 		return fail(err)

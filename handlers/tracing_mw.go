@@ -150,3 +150,31 @@ func stopTracing(tr *tracing.Tracing) {
 	defer cancel()
 	_ = tr.Shutdown(ctx)
 }
+
+// tracedStore puts spans around the user mirror's writes (tracing on
+// only): "user mirror write" for a fetched user, "user mirror set active"
+// for a deactivation seen.
+type tracedStore struct {
+	authn.UserStore
+	tracer trace.Tracer
+}
+
+func (s tracedStore) UpsertUser(ctx context.Context, u models.User) error {
+	ctx, span := s.tracer.Start(ctx, "user mirror write")
+	defer span.End()
+	err := s.UserStore.UpsertUser(ctx, u)
+	if err != nil {
+		span.SetStatus(codes.Error, "write failed")
+	}
+	return err
+}
+
+func (s tracedStore) SetActiveByKey(ctx context.Context, k models.UserKey, active bool) error {
+	ctx, span := s.tracer.Start(ctx, "user mirror set active")
+	defer span.End()
+	err := s.UserStore.SetActiveByKey(ctx, k, active)
+	if err != nil {
+		span.SetStatus(codes.Error, "write failed")
+	}
+	return err
+}

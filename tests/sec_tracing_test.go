@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,6 +230,11 @@ func TestSecTracingColdRequest(t *testing.T) {
 	parent(verify, authn)
 	parent(fetch, authn)
 	parent(upstream, req)
+	if w := byName["user mirror write"]; w == nil {
+		t.Errorf("no user mirror write span: %v", names)
+	} else {
+		parent(w, authn)
+	}
 	if got := tracingAttr(req, "enduser.id"); got != people.aliceID {
 		t.Errorf("request span enduser.id %q, want %q", got, people.aliceID)
 	}
@@ -283,5 +289,48 @@ func TestSecTracingOff(t *testing.T) {
 	}
 	if strings.Contains(gw.Logs.String(), "trace_id=") {
 		t.Fatal("trace_id logged with tracing off")
+	}
+}
+
+// A gRPC ext_authz Check from the trusted Envoy continues the trace its
+// traceparent names: the check span (named after the route) is a child of
+// Envoy's span, and the calls home it makes carry the same trace id.
+func TestSecTracingExtAuthz(t *testing.T) {
+	recv := tracingStartReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL)
+	fa := fakeauth.Start(t, fakeauth.Options{})
+	people := addEdgePeople(t, fa)
+	faURL, _ := url.Parse(fa.URL())
+	authSeen := &tracingRecorder{}
+	authFront := httptest.NewServer(authSeen.wrap(httputil.NewSingleHostReverseProxy(faURL)))
+	t.Cleanup(authFront.Close)
+	gw := startGateway(t, tracingConfig+"ext_authz: {grpc_listen: \"127.0.0.1:0\"}\n", authFront.URL, "http://127.0.0.1:9", nil)
+	ln := extauthzListen(t)
+	go func() { _ = gw.GW.ExtAuthz.Serve(ln) }()
+	t.Cleanup(gw.GW.ExtAuthz.Stop)
+	cc := extauthzConn(t, ln.Addr().String(), "127.0.0.1")
+
+	const envoyTrace, envoySpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	resp := extauthzCheck(t, cc, extauthzRequest("GET", "/api/billing/7", "203.0.113.9", map[string]string{
+		"authorization": "Bearer " + people.carol, "traceparent": "00-" + envoyTrace + "-" + envoySpan + "-01",
+	}))
+	if resp.GetOkResponse() == nil {
+		t.Fatalf("check: %s", resp.GetDeniedResponse().GetBody())
+	}
+	if err := gw.GW.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var check *tracepb.Span
+	for _, s := range recv.trace(envoyTrace) {
+		if s.GetName() == "ext_authz billing" {
+			check = s
+		}
+	}
+	if check == nil || tracingHex(check.GetParentSpanId()) != envoySpan || tracingAttr(check, "enduser.id") != people.carolID {
+		t.Fatalf("check span %v", check)
+	}
+	ids := authSeen.traceIDs() // the readiness probe's calls have their own traces
+	if !slices.Contains(ids, envoyTrace) {
+		t.Fatalf("auth service traceparents %v, want trace %s among them", ids, envoyTrace)
 	}
 }

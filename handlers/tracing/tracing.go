@@ -88,7 +88,8 @@ func WithCallMark(ctx context.Context) (context.Context, *atomic.Bool) {
 	return context.WithValue(ctx, callMarkKey{}, m), m
 }
 
-// Transport traces every call through next as a client span named by
+// Transport traces every call through next made within a traced request
+// (background calls are left alone) as a client span named by
 // name (never the raw path: ids stay out of span names) and sends the
 // trace context along in traceparent / tracestate, replacing any the
 // request carried.
@@ -103,6 +104,11 @@ type transport struct {
 }
 
 func (tr *transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !trace.SpanContextFromContext(r.Context()).IsValid() {
+		// Background work (readiness probes, JWKS refreshes) is not traced:
+		// a root trace every few seconds would bury the requests' traces.
+		return tr.next.RoundTrip(r)
+	}
 	ctx, span := tr.t.tracer.Start(r.Context(), tr.name(r), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.ServerAddress(r.URL.Hostname())))
 	defer span.End()
