@@ -33,7 +33,7 @@ type browserTokens struct {
 	// revokeUser refuses, from now on, every token issued before now to
 	// the user whose verified access token raw is (the per-user cutoff).
 	revokeUser func(ctx context.Context, raw string) error
-	now         func() time.Time
+	now        func() time.Time
 }
 
 // fromBrowser reports whether c is a browser request in browser mode.

@@ -97,7 +97,7 @@ func handleCheck(d *decider, mode string) gin.HandlerFunc {
 			return
 		}
 		dec, err := d.decide(r.Context(), decisionInput{
-			Entry: entryCheck, Method: method, Path: p, Header: fwdStripIgnored(r.Header, mode), Trusted: true,
+			Entry: entryCheck, Method: method, Path: p, Header: fwdStripIgnored(r.Header, mode), Trusted: true, Client: c,
 		})
 		if err != nil {
 			if apiErr := checkError(err); apiErr != nil {

@@ -55,6 +55,10 @@ type decisionInput struct {
 	// Host is the request's Host: the gateway's own origin for browser
 	// mode's Origin check.
 	Host string
+	// Client gives the client's address (a trusted proxy's forwarded
+	// one), read only when a rate limit needs it; nil: none. A
+	// *gin.Context is one, without allocating.
+	Client clientAddr
 }
 
 // decision is what the gateway decided about an allowed request.
@@ -165,6 +169,11 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 	dec.Principal = p
 	if p != nil {
 		dec.AltToken = alt
+	}
+	if rt.limit != nil {
+		if err := rt.limit.take(p, in.Client); err != nil {
+			return dec, err
+		}
 	}
 	if in.Entry == entryBuiltin {
 		return dec, nil

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"google.golang.org/grpc"
 
 	"jwtgate/handlers/authn"
 	"jwtgate/handlers/health"
 	"jwtgate/handlers/metrics"
+	"jwtgate/handlers/tracing"
 	"jwtgate/models"
 	"jwtgate/models/notify"
 	"jwtgate/remote"
@@ -42,6 +44,9 @@ type Gateway struct {
 	Local *authn.Local
 	// Health probes the readiness checks in the background.
 	Health *health.Checker
+	// ExtAuthz serves Envoy's gRPC ext_authz and the gRPC health service,
+	// for ext_authz.grpc_listen only; nil when that is empty.
+	ExtAuthz *grpc.Server
 
 	// snap is the settings the gateway runs on: replaced whole by Reload,
 	// so a request that started on one finishes on it.
@@ -49,7 +54,8 @@ type Gateway struct {
 	core core
 	// reloadMu serialises reloads.
 	reloadMu  sync.Mutex
-	stopPeers func() // stops the peer listener and waits; nil without one
+	stopPeers func()           // stops the peer listener and waits; nil without one
+	tracing   *tracing.Tracing // nil: traces off
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -66,12 +72,16 @@ type core struct {
 	health    *health.Checker
 	remote    *remote.Client
 	upstreams *http.Transport
+	// upstreamRT is upstreams, traced when tracing is on.
+	upstreamRT http.RoundTripper
+	tracing    *tracing.Tracing // nil: traces off
 }
 
 // snapshot is everything built from one version of the settings: the
 // router (routes, rules, identity headers, trusted proxies, forward-auth,
 // throttles, timeouts) and the local verifier. It is immutable once built.
 type snapshot struct {
+	decider  *decider        // the decision gRPC ext_authz asks (the router has its own, built alike)
 	cfg      *models.Runtime // the compiled settings (models.Compile)
 	settings models.Settings // cfg.Settings
 	router   *gin.Engine
@@ -89,6 +99,8 @@ type Options struct {
 	// Getenv reads the environment (HMAC secrets of auth.local.keys);
 	// nil means os.Getenv.
 	Getenv func(string) string
+	// Version is the service.version of traces; "" leaves it out.
+	Version string
 }
 
 // NewGateway opens the database and builds the auth service client, the
@@ -116,8 +128,17 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	if now == nil {
 		now = time.Now
 	}
+	var tr *tracing.Tracing
+	if tracing.Enabled(s.Tracing.Enabled, getenv) {
+		var err error
+		if tr, err = tracing.New(ctx, opt.Version, getenv); err != nil {
+			return nil, err
+		}
+		log = slog.New(withTraceIDs(log.Handler()))
+	}
 	store, err := models.OpenStore(ctx, s.Database, now)
 	if err != nil {
+		stopTracing(tr)
 		return nil, err
 	}
 	for _, n := range store.Notes() {
@@ -129,20 +150,32 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	}
 	m := metrics.New(names)
 	hc := health.New(s.ReadinessInterval, log, m.Ready)
-	rc, err := remote.New(s.AuthService, remote.Options{
+	ro := remote.Options{
 		Observer: authServiceObserver{m: m, health: hc, log: log, coolDown: s.AuthService.Circuit.CoolDown},
 		Bulkhead: m.Bulkhead(), // auth_service.max_in_flight: calls in flight, queue wait
-	})
+	}
+	if tr != nil {
+		ro.HTTPClient = &http.Client{Transport: tr.Transport(remote.NewTransport(s.AuthService.Timeout), authServiceSpanName(s.AuthService))}
+	}
+	rc, err := remote.New(s.AuthService, ro)
 	if err != nil {
+		stopTracing(tr)
 		return nil, errors.Join(err, store.Close())
 	}
-	g := &Gateway{Metrics: m.Handler(), Store: store, Remote: rc, Health: hc}
-	g.core = core{ctx: context.WithoutCancel(ctx), log: log, now: now, getenv: getenv, store: store, m: m, health: hc, remote: rc, upstreams: upstreamTransport()}
+	g := &Gateway{Metrics: m.Handler(), Store: store, Remote: rc, Health: hc, tracing: tr}
+	upstreams := upstreamTransport()
+	var upstreamRT http.RoundTripper = upstreams
+	if tr != nil {
+		upstreamRT = tr.Transport(upstreams, spanName("upstream"))
+	}
+	g.core = core{ctx: context.WithoutCancel(ctx), log: log, now: now, getenv: getenv, store: store, m: m, health: hc, remote: rc,
+		upstreams: upstreams, upstreamRT: upstreamRT, tracing: tr}
 	g.Handler = gatewayHandler{g}
 	fail := func(snap *snapshot, err error) (*Gateway, error) {
 		if snap != nil && snap.local != nil {
 			snap.local.Close()
 		}
+		stopTracing(tr)
 		return nil, errors.Join(err, store.Close())
 	}
 	snap, err := g.verification(ctx, cfg, discovered, nil)
@@ -155,6 +188,9 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	// hybrid: remote as above, plus the local check on every request.
 	verifier, local := snap.verifiers(rc)
 	deps := authn.Deps{Verifier: verifier, Local: local, Fetcher: rc, Store: store, Revocations: store, Observer: m, Log: log, Now: now}
+	if tr != nil {
+		deps.Store = tracedStore{UserStore: store, tracer: tr.Tracer()}
+	}
 	if s.Users.Source == models.UsersFromUserinfo { // users.source needs a restart (keepRestartOnly)
 		ui, err := userinfoFetcher(s, discovered, cfg.Users)
 		if err != nil {
@@ -193,6 +229,10 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	if err := g.startPeers(ctx, s, log, m); err != nil {
 		return fail(snap, err)
 	}
+	if s.ExtAuthz.GRPCListen != "" {
+		// Each Check asks the decision of the snapshot current then.
+		g.ExtAuthz = newExtAuthzServer(func() *decider { return g.snap.Load().decider }, log, tr)
+	}
 	hc.Start()
 	return g, nil
 }
@@ -229,6 +269,9 @@ func (g *Gateway) verification(ctx context.Context, cfg *models.Runtime, discove
 		} else {
 			lc := authn.LocalConfigFrom(s)
 			lc.HTTPClient = &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout)}
+			if c.tracing != nil {
+				lc.HTTPClient.Transport = c.tracing.Transport(lc.HTTPClient.Transport, spanName("jwks fetch"))
+			}
 			local, err := authn.NewLocal(ctx, lc, c.getenv, c.log, c.now)
 			if err != nil {
 				return nil, err
@@ -300,17 +343,23 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	idn := newIdentity(s.IdentityHeaders.Prefix)
 	idn.signer = sig
 	idn.sendIssuer = len(s.UserIssuers()) > 1
-	table, err := newRouteTable(snap.cfg.Routes, c.upstreams, c.log, trusted, idn, c.m)
+	table, err := newRouteTable(snap.cfg.Routes, c.upstreamRT, c.log, trusted, idn, c.m)
 	if err != nil {
 		return err
 	}
-	snap.router = newRouter(routerDeps{
+	if err := attachRateLimits(table, s.Throttle.CacheSize, c.now, c.m); err != nil {
+		return err
+	}
+	rd := routerDeps{
 		log: c.log, settings: s, remote: c.remote, auth: snap.authn, table: table,
 		identity: idn, signer: sig, login: snap.login, callsHome: snap.budget != nil, trusted: trusted,
 		metrics: c.m, health: c.health, now: c.now,
 		introspect: introspectorFor(snap.cfg, c.getenv),
 		store:      c.store, adminRule: snap.cfg.AdminRule,
-	})
+		tracing: c.tracing,
+	}
+	snap.router = newRouter(rd)
+	snap.decider = newDecider(rd, newBrowser(s.Browser, c.now))
 	for _, ri := range snap.router.Routes() {
 		c.m.Route(ri.Path) // resolve every label child before traffic
 	}
@@ -412,6 +461,7 @@ func (g *Gateway) Close() error {
 		if err := g.Store.Close(); err != nil {
 			g.closeErr = fmt.Errorf("close database: %w", err)
 		}
+		stopTracing(g.tracing) // exports the spans still buffered
 	})
 	return g.closeErr
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -151,6 +152,10 @@ func (t instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 func fail(c *gin.Context, log *slog.Logger, err error) {
 	if d, ok := remote.RetryAfter(err); ok {
 		c.Header("Retry-After", strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1)))
+	}
+	var rl *rateLimitError
+	if errors.As(err, &rl) {
+		maps.Copy(c.Writer.Header(), rl.headers())
 	}
 	var throttled *authn.ThrottledError
 	if errors.As(err, &throttled) {

@@ -32,6 +32,7 @@ type route struct {
 	rule          *models.Rule // the allow rule; nil: none
 	bodyDeadline  time.Duration
 	forwardsToken bool
+	limit         *routeLimit // rate_limit; nil: none
 }
 
 // routeTable picks the route for a path: longest prefix wins.
@@ -196,7 +197,7 @@ func handleProxy(d *decider) gin.HandlerFunc {
 		r := c.Request
 		dec, err := d.decide(r.Context(), decisionInput{
 			Entry: entryProxy, Method: r.Method, Path: r.URL.Path, Header: r.Header,
-			Trusted: d.trusted.fromTrusted(r), Host: r.Host,
+			Trusted: d.trusted.fromTrusted(r), Host: r.Host, Client: c,
 		})
 		if dec.Route != nil {
 			c.Set(routeKey, dec.Route.Name)

@@ -14,6 +14,7 @@ import (
 	"jwtgate/handlers/authn"
 	"jwtgate/handlers/health"
 	"jwtgate/handlers/metrics"
+	"jwtgate/handlers/tracing"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
@@ -38,6 +39,7 @@ type routerDeps struct {
 	store      adminStore
 	// adminRule is admin.allow compiled; nil: /admin/ is off.
 	adminRule *models.Rule
+	tracing   *tracing.Tracing // nil: traces off
 
 	// callsHome is set when throttle.calls_home_per_client bounds calls
 	// home: requests then carry their client key for it.
@@ -66,6 +68,9 @@ func newRouter(d routerDeps) *gin.Engine {
 			errInternal.abort(c)
 		}),
 	)
+	if d.tracing != nil {
+		r.Use(traceRequests(d.tracing, d.trusted))
+	}
 	r.Use(closeAfterChunked)
 	r.Use(tokenBodyDeadline(s.AuthService.BodyTimeout))
 	if d.callsHome {
@@ -110,13 +115,7 @@ func newRouter(d routerDeps) *gin.Engine {
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/blacklist/", handleRelay(d.log, d.remote, remote.EndpointBlacklist, as.MaxBodyBytes, forgetBlacklisted(d.auth)))
 
-	dc := &decider{
-		table:   d.table,
-		gate:    withProxyHeader(newGate(d.log, cr, d.auth, newHeaderRules(d.identity, cr.header)), s.Auth.ProxyHeader),
-		idn:     d.identity,
-		trusted: d.trusted,
-		browser: br,
-	}
+	dc := newDecider(d, br)
 	users := r.Group("/auth/users", requireAuth(dc, builtinRoute("users")))
 	user := handleUser(d.log, cr, d.remote, d.auth, d.now)
 	users.GET("/:id/", user)

@@ -26,6 +26,8 @@ type Settings struct {
 	Throttle          Throttle        `yaml:"throttle"`
 	ForwardAuth       ForwardAuth     `yaml:"forward_auth"`
 	Reload            Reload          `yaml:"reload"`
+	ExtAuthz          ExtAuthz        `yaml:"ext_authz"`
+	Tracing           Tracing         `yaml:"tracing"`
 	Admin             Admin           `yaml:"admin"`
 	// Browser is the browser-app mode: HttpOnly cookie sessions, CSRF,
 	// allowed origins (settings_browser.go). Off by default.
@@ -377,6 +379,8 @@ type Route struct {
 	// resolve differently (see UnusualPath and PathReadings). Dangerous:
 	// only for an upstream that reads paths exactly as the gateway does.
 	AllowUnusualPaths bool `yaml:"allow_unusual_paths"`
+	// RateLimit limits the route's requests per user and per client.
+	RateLimit RouteRateLimit `yaml:"rate_limit"`
 }
 
 // RouteIdentity lists mirrored user fields a route sends upstream as

@@ -28,6 +28,8 @@ func (s Settings) Validate() []Problem {
 	s.Admin.validate(&p)
 	validateRoutes(&p, s.Routes)
 	s.validateOIDC(&p)
+	s.validateExtAuthz(&p)
+	validateRateLimits(&p, s.Routes)
 	return p
 }
 

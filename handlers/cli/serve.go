@@ -31,7 +31,7 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		log.Warn("settings: " + w)
 	}
 	applyMemoryLimit(s, e.getenv, e.build.SetMemoryLimit, log)
-	gw, err := handlers.NewGateway(ctx, cfg, log, handlers.Options{Getenv: e.getenv})
+	gw, err := handlers.NewGateway(ctx, cfg, log, handlers.Options{Getenv: e.getenv, Version: e.version})
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		servers = append(servers, newServer(gw.Metrics))
 		addrs = append(addrs, s.MetricsListen)
 	}
-	errc := make(chan error, len(servers))
+	errc := make(chan error, len(servers)+1)
 	for i, srv := range servers {
 		ln, err := net.Listen("tcp", addrs[i])
 		if err != nil {
@@ -65,13 +65,21 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		go func() { errc <- srv.Serve(ln) }()
 		addrs[i] = ln.Addr().String()
 	}
+	extAuthzAt, stopExtAuthz, err := serveExtAuthz(gw, s.ExtAuthz.GRPCListen, errc)
+	if err != nil {
+		for _, started := range servers {
+			_ = started.Close()
+		}
+		return err
+	}
+	defer stopExtAuthz(s.ShutdownTimeout)
 	metricsAt := "off"
 	if len(addrs) > 1 {
 		metricsAt = addrs[1]
 	}
 	reloadOnSignals(ctx, e, gw, s, source, log)
-	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", metricsAt, "auth_service", s.AuthService.URL,
-		"database", s.Database.Driver, "routes", len(s.Routes), "version", e.version)
+	log.Info("jwtgate serving", "listen", addrs[0], "metrics_listen", metricsAt, "ext_authz_grpc_listen", extAuthzAt,
+		"auth_service", s.AuthService.URL, "database", s.Database.Driver, "routes", len(s.Routes), "version", e.version)
 
 	select {
 	case err := <-errc:

@@ -66,6 +66,7 @@ type Metrics struct {
 	reloadError  prometheus.Counter
 	ready        *prometheus.GaugeVec
 	peers        *prometheus.CounterVec
+	rateLimited  *prometheus.CounterVec
 
 	mu     sync.RWMutex
 	routes map[string]*Route
@@ -100,6 +101,8 @@ func New(routes []string) *Metrics {
 			"Circuit breaker on the auth service: 1 for the current state (closed, half-open, open).", "state"),
 		ready: f.gaugeVec("jwtgate_ready",
 			"Readiness checks: 1 when the check passes.", "check"),
+		rateLimited: f.counterVec("jwtgate_rate_limited_total",
+			"Requests refused 429 by a route's rate_limit, by route and limit (per_user, per_client).", "route", "limit"),
 		peers: f.counterVec("jwtgate_peer_messages_total",
 			"Cache invalidations exchanged with other replicas, by direction (sent, received, failed) and kind (token, user).", "direction", "kind"),
 		routes: map[string]*Route{},
