@@ -99,6 +99,9 @@ func handleCheck(d *decider, mode string) gin.HandlerFunc {
 		dec, err := d.decide(r.Context(), decisionInput{
 			Entry: entryCheck, Method: method, Path: p, Header: fwdStripIgnored(r.Header, mode), Trusted: true, Client: c,
 		})
+		if dec.Principal != nil {
+			c.Set(principalKey, dec.Principal) // the access log names the caller, a refused one too
+		}
 		if err != nil {
 			if apiErr := checkError(err); apiErr != nil {
 				apiErr.abort(c)

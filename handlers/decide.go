@@ -163,10 +163,10 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 		}
 	}
 	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin, alt, in.Trusted && in.Entry != entryBuiltin)
+	dec.Principal = p // also on a refusal by the allow rule, for the access log
 	if err != nil {
 		return dec, err
 	}
-	dec.Principal = p
 	if p != nil {
 		dec.AltToken = alt
 	}

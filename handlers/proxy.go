@@ -184,7 +184,7 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 		}
 	}
 	if rt.rule != nil && !allowed(ctx, g.log, rt, p, h, method, clean) {
-		return nil, models.ErrPermissionDenied
+		return p, models.ErrPermissionDenied // the caller is known: the access log names it
 	}
 	return p, nil
 }
