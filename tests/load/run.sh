@@ -453,7 +453,7 @@ if ((rows_on)); then
   done
   targets="Targets (each row against its bare row, measured side by side in this run):
 - row 3 ≥ 0.95 × row 1 requests/s: $(verdict "$(awk -v r="${m_ratio[3]}" 'BEGIN { print r >= 0.95 }')") (${m_ratio[3]})
-- row 3 CPU per request ≤ 1.10 × row 1's: $(verdict "$(awk -v r="${m_cpur[3]}" 'BEGIN { print r > 0 && r <= 1.10 }')") (${m_cpur[3]}: ${m_cpu[3]} vs ${m_cpu[1]} µs)
+- row 3 CPU per request ≤ 1.10 × row 1's: $(verdict "$(awk -v r="${m_cpur[3]}" 'BEGIN { print (r > 0 && r <= 1.10) }')") (${m_cpur[3]}: ${m_cpu[3]} vs ${m_cpu[1]} µs)
 - row 3 p99 ≤ row 1 p99 + 0.5 ms: $(verdict "$(awk -v a="${m_p99[3]}" -v b="${m_p99[1]}" 'BEGIN { print a <= b + 500 }')") ($(ms "${m_p99[3]}") vs $(ms "${m_p99[1]}"))
 - row 5 ≥ 0.90 × row 4 requests/s: $(verdict "$(awk -v r="${m_ratio[5]}" 'BEGIN { print r >= 0.90 }')") (${m_ratio[5]})
 - row 9 (cold storm, auth service $late_delay late): 0 errors and 1.00 calls home per request: $(verdict "$(awk -v b="${m_bad[9]}" -v c="${m_calls[9]}" 'BEGIN { print b == 0 && c == 1.00 }')") (${m_bad[9]} errors, ${m_calls[9]} calls home per request)"
