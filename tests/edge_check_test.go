@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -151,10 +150,6 @@ func TestEdgeReadmeQuotesNginxSnippet(t *testing.T) {
 // Forward-auth through a real nginx: auth_request to the gateway,
 // proxy_pass to a loopback app, with the README's snippet.
 func TestEdgeForwardAuthThroughNginx(t *testing.T) {
-	const nginxBin = "/usr/sbin/nginx"
-	if _, err := os.Stat(nginxBin); err != nil {
-		t.Fatalf("nginx is not installed (tests/setup.sh installs it): %v", err)
-	}
 	e := startEdge(t, checkRoutes)
 	p := e.people
 	app := startUpstream(t)
@@ -162,34 +157,7 @@ func TestEdgeForwardAuthThroughNginx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // workers must reach the temp dirs in t.TempDir()
-	}
-	listen := startNginx(t, nginxBin, dir, func(addr string) string {
-		return fmt.Sprintf(`daemon off;
-%s
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log info;
-events { worker_connections 64; }
-http {
-    access_log %[2]s/access.log;
-    client_body_temp_path %[2]s/client_body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    upstream jwtgate { server %[3]s; }
-    upstream app { server %[4]s; }
-    server {
-        listen %[5]s;
-        include %[6]s;
-    }
-}
-`, user, dir, strings.TrimPrefix(e.gw.URL, "http://"), strings.TrimPrefix(app.URL, "http://"), addr, snippet)
-	})
+	listen := fwdStartNginx(t, e.gw.URL, app.URL, snippet, "")
 	base := "http://" + listen
 
 	spoof := map[string]string{"X-User-Id": "666", "x-user-email": "evil@example.com", "X_User_Id": "666", "X.User.Id": "666", "X-User-Token": "forged"}
