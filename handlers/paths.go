@@ -24,7 +24,7 @@ func (t *routeTable) resolve(p string) (clean string, rt *route, why string) {
 		}
 		return clean, rt, why
 	}
-	for _, reading := range models.PathReadings(clean) {
+	for reading := range models.PathReadings(clean) {
 		other := t.matchFold(reading)
 		if other == rt || (rt != nil && rt.AllowUnusualPaths && other != nil && other.AllowUnusualPaths) {
 			continue

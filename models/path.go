@@ -1,6 +1,7 @@
 package models
 
 import (
+	"iter"
 	"net/url"
 	"path"
 	"strings"
@@ -155,23 +156,27 @@ func isASCII(s string) bool {
 // reads /API/Billing as /api/billing, so match them with MatchesFold. The
 // gateway refuses a path whose readings fall under another route than the
 // path itself. The first reading is always the path's own, lower-cased.
-func PathReadings(clean string) []string {
-	var out []string
-	p := clean
-	for layer := 0; layer <= maxDecodeLayers; layer++ {
-		if r := lenientReading(p); len(out) == 0 || out[len(out)-1] != r {
-			out = append(out, r)
+// They are yielded one by one, so the request path allocates no list.
+func PathReadings(clean string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		prev, p := "", clean
+		for layer := 0; layer <= maxDecodeLayers; layer++ {
+			if r := lenientReading(p); layer == 0 || r != prev {
+				if !yield(r) {
+					return
+				}
+				prev = r
+			}
+			if !strings.Contains(p, "%") {
+				return
+			}
+			next, err := url.PathUnescape(p)
+			if err != nil || next == p {
+				return
+			}
+			p = next
 		}
-		if !strings.Contains(p, "%") {
-			break
-		}
-		next, err := url.PathUnescape(p)
-		if err != nil || next == p {
-			break
-		}
-		p = next
 	}
-	return out
 }
 
 // lenientReading is p as a lenient stack reads it; see PathReadings.
