@@ -75,6 +75,9 @@ type core struct {
 	// upstreamRT is upstreams, traced when tracing is on.
 	upstreamRT http.RoundTripper
 	tracing    *tracing.Tracing // nil: traces off
+	// oidc is the browser login's provider client (oidc: needs a restart
+	// to change); nil when it is off.
+	oidc *oidcClient
 }
 
 // snapshot is everything built from one version of the settings: the
@@ -162,6 +165,13 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		stopTracing(tr)
 		return nil, errors.Join(err, store.Close())
 	}
+	var oc *oidcClient
+	if s.OIDC.Enabled() {
+		if oc, err = newOIDCClient(ctx, s, getenv, now); err != nil {
+			stopTracing(tr)
+			return nil, errors.Join(err, store.Close())
+		}
+	}
 	g := &Gateway{Metrics: m.Handler(), Store: store, Remote: rc, Health: hc, tracing: tr}
 	upstreams := upstreamTransport()
 	var upstreamRT http.RoundTripper = upstreams
@@ -169,7 +179,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		upstreamRT = tr.Transport(upstreams, spanName("upstream"))
 	}
 	g.core = core{ctx: context.WithoutCancel(ctx), log: log, now: now, getenv: getenv, store: store, m: m, health: hc, remote: rc,
-		upstreams: upstreams, upstreamRT: upstreamRT, tracing: tr}
+		upstreams: upstreams, upstreamRT: upstreamRT, tracing: tr, oidc: oc}
 	g.Handler = gatewayHandler{g}
 	fail := func(snap *snapshot, err error) (*Gateway, error) {
 		if snap != nil && snap.local != nil {
@@ -356,7 +366,7 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 		metrics: c.m, health: c.health, now: c.now,
 		introspect: introspectorFor(snap.cfg, c.getenv),
 		store:      c.store, adminRule: snap.cfg.AdminRule,
-		tracing: c.tracing,
+		tracing: c.tracing, oidc: c.oidc,
 	}
 	snap.router = newRouter(rd)
 	snap.decider = newDecider(rd, newBrowser(s.Browser, c.now))

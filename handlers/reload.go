@@ -100,6 +100,11 @@ func keepRestartOnly(running, next models.Settings) (models.Settings, []string) 
 		kept = append(kept, "auth_service")
 		next.AuthService = running.AuthService
 	}
+	// The browser login's provider client is built once, at start.
+	if !reflect.DeepEqual(next.OIDC, running.OIDC) {
+		kept = append(kept, "oidc")
+		next.OIDC = running.OIDC
+	}
 	return next, kept
 }
 

@@ -40,6 +40,8 @@ type routerDeps struct {
 	// adminRule is admin.allow compiled; nil: /admin/ is off.
 	adminRule *models.Rule
 	tracing   *tracing.Tracing // nil: traces off
+	// oidc is the browser login's provider client; nil when oidc is off.
+	oidc *oidcClient
 
 	// callsHome is set when throttle.calls_home_per_client bounds calls
 	// home: requests then carry their client key for it.
@@ -111,6 +113,12 @@ func newRouter(d routerDeps) *gin.Engine {
 	r.GET("/auth/password-reset/", bt.passwordReset)
 	if br != nil {
 		r.GET("/auth/csrf/", bt.csrf)
+	}
+	if br != nil && d.oidc != nil {
+		ol := &oidcLogin{cl: d.oidc, b: br, log: d.log, auth: d.auth, userIDClaim: s.Auth.UserIDClaim, now: d.now}
+		r.GET("/auth/oidc/login", ol.login)
+		r.GET(models.OIDCCallbackPath, ol.callback)
+		r.GET("/auth/oidc/logout", ol.logout)
 	}
 	r.POST("/auth/token/verify/", handleRelay(d.log, d.remote, remote.EndpointVerify, as.MaxBodyBytes, nil))
 	r.POST("/auth/token/blacklist/", handleRelay(d.log, d.remote, remote.EndpointBlacklist, as.MaxBodyBytes, forgetBlacklisted(d.auth)))

@@ -35,8 +35,11 @@ type Settings struct {
 	// Introspection configures the gateway's own RFC 7662 endpoint,
 	// POST /auth/introspect/, for internal services.
 	Introspection Introspection `yaml:"introspection"`
-	Log           Log           `yaml:"log"`
-	Routes        []Route       `yaml:"routes"`
+	// OIDC is the browser login through an OpenID Connect provider
+	// (settings_oidclogin.go). Off by default.
+	OIDC   OIDC    `yaml:"oidc"`
+	Log    Log     `yaml:"log"`
+	Routes []Route `yaml:"routes"`
 	// TrustedProxies are the CIDRs (or single addresses) of proxies in front
 	// of the gateway whose X-Forwarded-* headers are believed and that may
 	// call /auth/check. Default none: the client is the TCP peer.
@@ -482,5 +485,6 @@ func DefaultSettings() Settings {
 		Log:         Log{Level: "info", Format: "text"},
 		ForwardAuth: ForwardAuth{Headers: ForwardAuthAuto},
 		Browser:     DefaultBrowser(),
+		OIDC:        DefaultOIDC(),
 	}
 }

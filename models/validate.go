@@ -28,6 +28,7 @@ func (s Settings) Validate() []Problem {
 	s.Admin.validate(&p)
 	validateRoutes(&p, s.Routes)
 	s.validateOIDC(&p)
+	s.validateOIDCLogin(&p)
 	s.validateExtAuthz(&p)
 	validateRateLimits(&p, s.Routes)
 	return p

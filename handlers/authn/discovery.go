@@ -19,6 +19,13 @@ type Discovery struct {
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
 	UserinfoEndpoint      string `json:"userinfo_endpoint"`
+	// The browser login's endpoints (oidc:), and the algorithms its ID
+	// tokens are signed with.
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	EndSessionEndpoint    string   `json:"end_session_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
+	IDTokenAlgs           []string `json:"id_token_signing_alg_values_supported"`
 }
 
 // maxDiscoveryBytes bounds a discovery document.
@@ -50,6 +57,8 @@ func Discover(ctx context.Context, hc *http.Client, docURL string) (Discovery, e
 	}
 	for _, ep := range []struct{ name, val string }{
 		{"jwks_uri", d.JWKSURI}, {"introspection_endpoint", d.IntrospectionEndpoint}, {"userinfo_endpoint", d.UserinfoEndpoint},
+		{"authorization_endpoint", d.AuthorizationEndpoint}, {"token_endpoint", d.TokenEndpoint},
+		{"end_session_endpoint", d.EndSessionEndpoint}, {"revocation_endpoint", d.RevocationEndpoint},
 	} {
 		if ep.val == "" && ep.name != "jwks_uri" {
 			continue
