@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -45,6 +46,35 @@ type oidcClient struct {
 	revocation string
 	hc         *http.Client
 	key        []byte // HMAC key of the state cookie, derived from the client secret
+	used       usedStates
+}
+
+// usedStates remembers the states this process has finished, until they
+// expire, so a replayed callback (its state cookie captured and sent
+// again) is refused before the provider is asked. Another replica does
+// not know them; there the provider's single-use code refuses the replay.
+type usedStates struct {
+	mu sync.Mutex
+	m  map[string]int64 // state -> its expiry (Unix seconds)
+}
+
+// use records state as finished; false when it already was.
+func (u *usedStates) use(state string, expires int64, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil {
+		u.m = map[string]int64{}
+	}
+	if _, seen := u.m[state]; seen {
+		return false
+	}
+	for s, exp := range u.m {
+		if exp <= now.Unix() {
+			delete(u.m, s)
+		}
+	}
+	u.m[state] = expires
+	return true
 }
 
 // asymmetricAlgs are the ID token algorithms a verifier holding only the
@@ -226,6 +256,9 @@ func (o *oidcLogin) callback(c *gin.Context) {
 		return
 	}
 	st, err := openState(o.cl.key, value, state, o.now())
+	if err == nil && !o.cl.used.use(state, st.Expires, o.now()) {
+		err = errors.New("state cookie: replayed")
+	}
 	if err != nil {
 		o.log.InfoContext(c.Request.Context(), "oidc callback refused", "why", err.Error())
 		errOIDCState.abort(c)

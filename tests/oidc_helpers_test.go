@@ -25,9 +25,10 @@ type oidcProvider struct {
 	cmd *exec.Cmd
 }
 
-// oidcStart runs tests/oidc/provider.mjs with Node.js until the test ends.
-// tests/setup.sh installs its packages (npm ci).
-func oidcStart(t testing.TB) *oidcProvider {
+// oidcStart runs tests/oidc/provider.mjs with Node.js until the test ends,
+// with env (NAME=value) added to its environment. tests/setup.sh installs
+// its packages (npm ci).
+func oidcStart(t testing.TB, env ...string) *oidcProvider {
 	t.Helper()
 	dir, err := filepath.Abs("oidc")
 	if err != nil {
@@ -44,6 +45,7 @@ func oidcStart(t testing.TB) *oidcProvider {
 	l.Close()
 	cmd := exec.Command("node", "provider.mjs", fmt.Sprint(port))
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = io.Discard
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -107,13 +109,6 @@ type oidcTokens struct {
 // oidcResource a JWT for the API.
 func (p *oidcProvider) Login(t testing.TB, account, resource string) oidcTokens {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), oidcRedirect) || len(via) > 10 {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
 	q := url.Values{
 		"client_id": {oidcClientID}, "response_type": {"code"}, "redirect_uri": {oidcRedirect},
 		"scope": {"openid profile email roles offline_access"}, "state": {"s"}, "nonce": {"n"}, "prompt": {"consent"},
@@ -121,20 +116,43 @@ func (p *oidcProvider) Login(t testing.TB, account, resource string) oidcTokens 
 	if resource != "" {
 		q.Set("resource", resource)
 	}
-	resp, err := c.Get(p.URL + "/auth?" + q.Encode())
+	u := oidcAuthorize(t, oidcBrowserClient(), p.URL+"/auth?"+q.Encode(), oidcRedirect, account)
+	code := u.Query().Get("code")
+	if code == "" {
+		t.Fatalf("oidc login: no code in %s", u)
+	}
+	return p.exchange(t, code, resource)
+}
+
+// oidcBrowserClient is an HTTP client with its own cookie jar that follows
+// redirects as a browser does; oidcAuthorize stops it at the callback.
+func oidcBrowserClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
+}
+
+// oidcAuthorize opens start with c, follows redirects, posts the
+// provider's login (as account) and consent forms, and returns the first
+// redirect to a URL starting with stop (the callback), not followed.
+func oidcAuthorize(t testing.TB, c *http.Client, start, stop, account string) *url.URL {
+	t.Helper()
+	cc := *c
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), stop) || len(via) > 10 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := cc.Get(start)
 	for step := 0; ; step++ {
 		if err != nil {
 			t.Fatalf("oidc login: %v", err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && strings.HasPrefix(loc, oidcRedirect) {
+		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && strings.HasPrefix(loc, stop) {
 			u, _ := url.Parse(loc)
-			code := u.Query().Get("code")
-			if code == "" {
-				t.Fatalf("oidc login: no code in %s", loc)
-			}
-			return p.exchange(t, code, resource)
+			return u
 		}
 		m, a := oidcPromptRe.FindSubmatch(body), oidcActionRe.FindSubmatch(body)
 		if step >= 4 || resp.StatusCode != http.StatusOK || m == nil || a == nil {
@@ -146,7 +164,7 @@ func (p *oidcProvider) Login(t testing.TB, account, resource string) oidcTokens 
 			form.Set("password", "any")
 		}
 		action, _ := resp.Request.URL.Parse(string(a[1]))
-		resp, err = c.PostForm(action.String(), form)
+		resp, err = cc.PostForm(action.String(), form)
 	}
 }
 

@@ -11,6 +11,12 @@
 //   without a resource, access tokens are opaque (introspection, userinfo);
 // - POST /_test/rotate: a new signing key (the old one stays published);
 //   POST /_test/account/ID with a JSON body: replaces the account's claims;
+// - client "jwtgate-browser" (secret "browser-secret", PKCE required) for the
+//   gateway's own browser login (tests/oidc_browser_test.go): its
+//   redirect_uris and post_logout_redirect_uris come from the environment
+//   (OIDC_BROWSER_REDIRECTS, OIDC_BROWSER_POST_LOGOUT: comma-separated), its
+//   access tokens are JWTs for urn:my-api without a resource parameter (as
+//   Keycloak's audience mapper does), and it gets refresh tokens;
 // - one storage shared by every provider instance (rotation builds a new
 //   one), without the default in-memory adapter's 1 000-entry bound.
 import { createServer } from 'node:http';
@@ -77,12 +83,20 @@ let keys = [newKey()];
 
 const scopes = 'openid profile email roles offline_access';
 
+const browserClient = 'jwtgate-browser';
+const fromEnv = (name, dflt) => (process.env[name] || dflt).split(',').filter(Boolean);
+
 function build() {
   const p = new Provider(issuer, {
     adapter: SharedAdapter,
     clients: [{
       client_id: 'jwtgate-test', client_secret: 'test-secret',
       redirect_uris: ['http://127.0.0.1:1/cb'],
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+    }, {
+      client_id: browserClient, client_secret: 'browser-secret',
+      redirect_uris: fromEnv('OIDC_BROWSER_REDIRECTS', 'http://127.0.0.1:1/auth/oidc/callback'),
+      post_logout_redirect_uris: fromEnv('OIDC_BROWSER_POST_LOGOUT', ''),
       grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
     }],
     jwks: { keys },
@@ -108,9 +122,19 @@ function build() {
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        // The default page imports a web font; this one stays on loopback.
+        async logoutSource(ctx, form) {
+          ctx.body = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>Logout Request</title></head><body>
+            <h1>Sign out?</h1>${form}
+            <button id="logout-yes" type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+            </body></html>`;
+        },
+      },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx, _client, oneOf) => oneOf,
+        defaultResource: (_ctx, client, oneOf) => oneOf ?? (client.clientId === browserClient ? 'urn:my-api' : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, indicator) => {
           if (indicator !== 'urn:my-api') throw new errors.InvalidTarget();
@@ -118,7 +142,10 @@ function build() {
         },
       },
     },
-    pkce: { required: () => false },
+    pkce: { required: (_ctx, client) => client.clientId === browserClient },
+    async issueRefreshToken(_ctx, client, source) {
+      return client.grantTypeAllowed('refresh_token') && (client.clientId === browserClient || source.scopes.has('offline_access'));
+    },
     ttl: { AccessToken: 600, Session: 3600, Interaction: 600, Grant: 3600, IdToken: 600, AuthorizationCode: 60, RefreshToken: 3600 },
   });
   p.on('server_error', (_ctx, err) => console.error('server_error', err));
