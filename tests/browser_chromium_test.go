@@ -119,6 +119,9 @@ func browserStart(t *testing.T) context.Context {
 		chromedp.Flag("disable-quic", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
+		// Loopback only: a page's outside fetch (oidc-provider's pages import
+		// a web font) fails at once instead of going out.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 	}
 	// The whole browser lives at most 2 minutes; chromedp wants the first
 	// Run on the tab's own context (a timeout there would stop the browser).
