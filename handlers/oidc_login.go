@@ -112,15 +112,15 @@ func discoverOIDC(ctx context.Context, hc *http.Client, docURL string) (authn.Di
 // fetches outlive it.
 func newOIDCClient(ctx context.Context, s models.Settings, getenv func(string) string, now func() time.Time) (*oidcClient, error) {
 	o := s.OIDC
-	name := strings.TrimPrefix(o.ClientSecret, models.KeyEnvPrefix)
-	secret := getenv(name)
-	if secret == "" {
-		return nil, fmt.Errorf("oidc.client_secret: environment variable %s is empty", name)
-	}
 	hc := &http.Client{Transport: remote.NewTransport(s.AuthService.Timeout), Timeout: s.AuthService.Timeout}
 	d, err := discoverOIDC(ctx, hc, o.DiscoveryURL)
 	if err != nil {
 		return nil, err
+	}
+	name := strings.TrimPrefix(o.ClientSecret, models.KeyEnvPrefix)
+	secret := getenv(name)
+	if secret == "" {
+		return nil, fmt.Errorf("oidc.client_secret: environment variable %s is empty", name)
 	}
 	var algs []string
 	for _, a := range d.IDTokenAlgs {
@@ -445,4 +445,14 @@ func (o *oidcLogin) revokeAtProvider(ctx context.Context, refresh string) error 
 		return fmt.Errorf("revocation: status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// CheckOIDC fetches oidc.discovery_url and reads the client secret as
+// serve does, for jwtgate check; nil when oidc is off or all is well.
+func CheckOIDC(ctx context.Context, s models.Settings, getenv func(string) string) error {
+	if !s.OIDC.Enabled() {
+		return nil
+	}
+	_, err := newOIDCClient(ctx, s, getenv, time.Now)
+	return err
 }

@@ -41,7 +41,7 @@ func (o OIDC) Enabled() bool {
 
 // DefaultOIDC returns oidc's defaults (off).
 func DefaultOIDC() OIDC {
-	return OIDC{ClientSecret: "", Scopes: []string{"openid", "email", "profile"}}
+	return OIDC{Scopes: []string{"openid", "email", "profile"}}
 }
 
 // validateOIDCLogin checks the oidc section: once any of discovery_url,

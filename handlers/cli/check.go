@@ -89,6 +89,15 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		}
 	}
 
+	if s.OIDC.Enabled() && blamed(probs, "oidc.discovery_url", "oidc.client_secret") == "" {
+		fmt.Fprintf(out, "oidc.discovery_url (browser login):\n")
+		if err := handlers.CheckOIDC(ctx, s, e.getenv); err != nil {
+			problem("%v", err)
+		} else {
+			fmt.Fprintln(out, "  ok")
+		}
+	}
+
 	if it := s.IdentityToken; it.Enabled && it.KeyFile != "" {
 		fmt.Fprintf(out, "identity_token.key_file (%s):\n", it.KeyFile)
 		switch st, err := handlers.CheckIdentityKey(it); {
