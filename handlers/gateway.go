@@ -53,7 +53,11 @@ type Gateway struct {
 	snap atomic.Pointer[snapshot]
 	core core
 	// reloadMu serialises reloads.
-	reloadMu  sync.Mutex
+	reloadMu sync.Mutex
+	// keys is the identity token's keyring, kept across reloads (the keys
+	// it retired stay published); nil while identity_token is off.
+	// Guarded by reloadMu.
+	keys      *keyring
 	stopPeers func()           // stops the peer listener and waits; nil without one
 	tracing   *tracing.Tracing // nil: traces off
 	closeOnce sync.Once
@@ -174,6 +178,9 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 	fail := func(snap *snapshot, err error) (*Gateway, error) {
 		if snap != nil && snap.local != nil {
 			snap.local.Close()
+		}
+		if g.keys != nil {
+			g.keys.close()
 		}
 		stopTracing(tr)
 		return nil, errors.Join(err, store.Close())
@@ -323,12 +330,18 @@ func (snap *snapshot) closeNew(prev *snapshot) {
 func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	c := g.core
 	s := snap.settings
-	var sig *signer
-	if s.IdentityToken.Enabled {
+	// The keyring outlives snapshots: a new one is made only when
+	// identity_token is turned on; a running one takes the new settings
+	// last, once nothing else can fail.
+	sig, fresh := g.keys, false
+	if s.IdentityToken.Enabled && sig == nil {
 		var err error
-		if sig, err = newSigner(s.IdentityToken, c.now, c.log); err != nil {
+		if sig, err = newKeyring(c.ctx, s.IdentityToken, c.now, c.log); err != nil {
 			return err
 		}
+		g.keys, fresh = sig, true
+	} else if !s.IdentityToken.Enabled {
+		sig = nil
 	}
 	if prev != nil && reflect.DeepEqual(prev.cfg.Throttle, snap.cfg.Throttle) && prev.settings.AuthService.MaxBodyBytes == s.AuthService.MaxBodyBytes {
 		snap.login = prev.login // throttle state survives a reload that does not change it
@@ -365,6 +378,15 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	}
 	for _, r := range snap.cfg.Routes {
 		c.m.Route(r.Name)
+	}
+	switch {
+	case sig != nil && !fresh:
+		if err := sig.configure(c.ctx, s.IdentityToken); err != nil {
+			return err
+		}
+	case sig == nil && g.keys != nil: // identity_token turned off
+		g.keys.close()
+		g.keys = nil
 	}
 	return nil
 }
@@ -448,6 +470,11 @@ const (
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.Health.Stop()
+		g.reloadMu.Lock()
+		if g.keys != nil {
+			g.keys.close()
+		}
+		g.reloadMu.Unlock()
 		if g.stopPeers != nil {
 			g.stopPeers()
 		}
