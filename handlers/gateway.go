@@ -79,6 +79,8 @@ type core struct {
 	// upstreamRT is upstreams, traced when tracing is on.
 	upstreamRT http.RoundTripper
 	tracing    *tracing.Tracing // nil: traces off
+	// watchKeys: the identity keyring follows its files (Options.NoKeyFileWatch).
+	watchKeys bool
 }
 
 // snapshot is everything built from one version of the settings: the
@@ -105,6 +107,10 @@ type Options struct {
 	Getenv func(string) string
 	// Version is the service.version of traces; "" leaves it out.
 	Version string
+	// NoKeyFileWatch stops the gateway from following changes of the
+	// identity token's key files on its own (watch and poll): only Reload
+	// reads them again. For tests of the reload path.
+	NoKeyFileWatch bool
 }
 
 // NewGateway opens the database and builds the auth service client, the
@@ -173,7 +179,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		upstreamRT = tr.Transport(upstreams, spanName("upstream"))
 	}
 	g.core = core{ctx: context.WithoutCancel(ctx), log: log, now: now, getenv: getenv, store: store, m: m, health: hc, remote: rc,
-		upstreams: upstreams, upstreamRT: upstreamRT, tracing: tr}
+		upstreams: upstreams, upstreamRT: upstreamRT, tracing: tr, watchKeys: !opt.NoKeyFileWatch}
 	g.Handler = gatewayHandler{g}
 	fail := func(snap *snapshot, err error) (*Gateway, error) {
 		if snap != nil && snap.local != nil {
@@ -336,7 +342,7 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	sig, fresh := g.keys, false
 	if s.IdentityToken.Enabled && sig == nil {
 		var err error
-		if sig, err = newKeyring(c.ctx, s.IdentityToken, c.now, c.log); err != nil {
+		if sig, err = newKeyring(c.ctx, s.IdentityToken, c.now, c.log, c.watchKeys); err != nil {
 			return err
 		}
 		g.keys, fresh = sig, true

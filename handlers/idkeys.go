@@ -39,9 +39,10 @@ const keyDebounce = 100 * time.Millisecond
 // JWKS it serves, so a request never signs with a key that is not
 // published. A key file that does not parse never replaces a working key.
 type keyring struct {
-	cur atomic.Pointer[signer]
-	now func() time.Time
-	log *slog.Logger
+	cur    atomic.Pointer[signer]
+	now    func() time.Time
+	log    *slog.Logger
+	follow bool // watch and poll the files; false: only configure reads them
 
 	mu  sync.Mutex           // serialises loads; guards the fields below
 	cfg models.IdentityToken // what cur was loaded with
@@ -54,10 +55,10 @@ type keyring struct {
 	stopWatch func()               // nil: not watching
 }
 
-// newKeyring loads the key (generating key_file when absent) and starts
-// watching the files until close.
-func newKeyring(ctx context.Context, cfg models.IdentityToken, now func() time.Time, log *slog.Logger) (*keyring, error) {
-	kr := &keyring{now: now, log: log}
+// newKeyring loads the key (generating key_file when absent) and, with
+// watch, follows the files until close.
+func newKeyring(ctx context.Context, cfg models.IdentityToken, now func() time.Time, log *slog.Logger, watch bool) (*keyring, error) {
+	kr := &keyring{now: now, log: log, follow: watch}
 	if err := kr.configure(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func (kr *keyring) configure(ctx context.Context, cfg models.IdentityToken) erro
 	if err := kr.loadLocked(cfg, moved); err != nil {
 		return err
 	}
-	if moved || kr.stopWatch == nil {
+	if kr.follow && (moved || kr.stopWatch == nil) {
 		if kr.stopWatch != nil {
 			kr.stopWatch()
 		}

@@ -22,7 +22,7 @@ func TestSecMiscIdentityTokenReservedClaims(t *testing.T) {
 	sig, err := newKeyring(t.Context(), models.IdentityToken{
 		Enabled: true, Algorithm: models.AlgES256, KeyFile: filepath.Join(t.TempDir(), "k.pem"),
 		Lifetime: time.Minute, Issuer: "jwtgate",
-	}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	}, func() time.Time { return now }, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		t.Fatal(err)
 	}
