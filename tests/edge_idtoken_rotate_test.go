@@ -430,6 +430,7 @@ func TestIdentityKeyRotationReachesEveryProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
+	rotated := time.Now()
 	for name, p := range map[string]*process{"A": a, "B": b} {
 		eventually(t, 5*time.Second, func() string {
 			if kid := kidOf(p); kid != rot.newKid {
@@ -437,6 +438,7 @@ func TestIdentityKeyRotationReachesEveryProcess(t *testing.T) {
 			}
 			return ""
 		})
+		t.Logf("replica %s signs with the new key %s after the rotation", name, time.Since(rotated).Round(time.Millisecond))
 		if got := jwksKids(t, p.URL); !slices.Equal(got, []string{rot.newKid, before}) {
 			t.Fatalf("replica %s JWKS %v, want [%s %s]", name, got, rot.newKid, before)
 		}
