@@ -53,7 +53,11 @@ type Gateway struct {
 	snap atomic.Pointer[snapshot]
 	core core
 	// reloadMu serialises reloads.
-	reloadMu  sync.Mutex
+	reloadMu sync.Mutex
+	// keys is the identity token's keyring, kept across reloads (the keys
+	// it retired stay published); nil while identity_token is off.
+	// Guarded by reloadMu.
+	keys      *keyring
 	stopPeers func()           // stops the peer listener and waits; nil without one
 	tracing   *tracing.Tracing // nil: traces off
 	closeOnce sync.Once
@@ -78,6 +82,8 @@ type core struct {
 	// oidc is the browser login's provider client (oidc: needs a restart
 	// to change); nil when it is off.
 	oidc *oidcClient
+	// watchKeys: the identity keyring follows its files (Options.NoKeyFileWatch).
+	watchKeys bool
 }
 
 // snapshot is everything built from one version of the settings: the
@@ -104,6 +110,10 @@ type Options struct {
 	Getenv func(string) string
 	// Version is the service.version of traces; "" leaves it out.
 	Version string
+	// NoKeyFileWatch stops the gateway from following changes of the
+	// identity token's key files on its own (watch and poll): only Reload
+	// reads them again. For tests of the reload path.
+	NoKeyFileWatch bool
 }
 
 // NewGateway opens the database and builds the auth service client, the
@@ -179,11 +189,14 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		upstreamRT = tr.Transport(upstreams, spanName("upstream"))
 	}
 	g.core = core{ctx: context.WithoutCancel(ctx), log: log, now: now, getenv: getenv, store: store, m: m, health: hc, remote: rc,
-		upstreams: upstreams, upstreamRT: upstreamRT, tracing: tr, oidc: oc}
+		upstreams: upstreams, upstreamRT: upstreamRT, tracing: tr, oidc: oc, watchKeys: !opt.NoKeyFileWatch}
 	g.Handler = gatewayHandler{g}
 	fail := func(snap *snapshot, err error) (*Gateway, error) {
 		if snap != nil && snap.local != nil {
 			snap.local.Close()
+		}
+		if g.keys != nil {
+			g.keys.close()
 		}
 		stopTracing(tr)
 		return nil, errors.Join(err, store.Close())
@@ -333,12 +346,18 @@ func (snap *snapshot) closeNew(prev *snapshot) {
 func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	c := g.core
 	s := snap.settings
-	var sig *signer
-	if s.IdentityToken.Enabled {
+	// The keyring outlives snapshots: a new one is made only when
+	// identity_token is turned on; a running one takes the new settings
+	// last, once nothing else can fail.
+	sig, fresh := g.keys, false
+	if s.IdentityToken.Enabled && sig == nil {
 		var err error
-		if sig, err = newSigner(s.IdentityToken, c.now, c.log); err != nil {
+		if sig, err = newKeyring(c.ctx, s.IdentityToken, c.now, c.log, c.watchKeys); err != nil {
 			return err
 		}
+		g.keys, fresh = sig, true
+	} else if !s.IdentityToken.Enabled {
+		sig = nil
 	}
 	if prev != nil && reflect.DeepEqual(prev.cfg.Throttle, snap.cfg.Throttle) && prev.settings.AuthService.MaxBodyBytes == s.AuthService.MaxBodyBytes {
 		snap.login = prev.login // throttle state survives a reload that does not change it
@@ -375,6 +394,15 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	}
 	for _, r := range snap.cfg.Routes {
 		c.m.Route(r.Name)
+	}
+	switch {
+	case sig != nil && !fresh:
+		if err := sig.configure(c.ctx, s.IdentityToken); err != nil {
+			return err
+		}
+	case sig == nil && g.keys != nil: // identity_token turned off
+		g.keys.close()
+		g.keys = nil
 	}
 	return nil
 }
@@ -458,6 +486,11 @@ const (
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.Health.Stop()
+		g.reloadMu.Lock()
+		if g.keys != nil {
+			g.keys.close()
+		}
+		g.reloadMu.Unlock()
 		if g.stopPeers != nil {
 			g.stopPeers()
 		}

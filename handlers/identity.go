@@ -20,10 +20,10 @@ import (
 // client-supplied header in their namespace.
 type identity struct {
 	prefix                                string
-	norm                                  string  // prefix lower-cased, '_' and '.' as '-'
-	id, email, username, staff, superuser string  // canonical header names
-	token                                 string  // the identity token's header, <prefix>Token
-	signer                                *signer // nil: no identity token
+	norm                                  string   // prefix lower-cased, '_' and '.' as '-'
+	id, email, username, staff, superuser string   // canonical header names
+	token                                 string   // the identity token's header, <prefix>Token
+	signer                                *keyring // nil: no identity token
 	// issuer is <prefix>Issuer, sent when several issuers are trusted
 	// (sendIssuer): user 1 of one issuer is not user 1 of another.
 	issuer     string

@@ -29,7 +29,7 @@ type routerDeps struct {
 	metrics  *metrics.Metrics
 	health   *health.Checker
 	identity identity
-	signer   *signer     // nil: identity_token off
+	signer   *keyring    // nil: identity_token off
 	login    *loginGuard // the login throttles
 	trusted  trustedProxies
 	now      func() time.Time

@@ -19,13 +19,14 @@ import (
 // user 2's token says sub "2" whatever her record holds.
 func TestSecMiscIdentityTokenReservedClaims(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	sig, err := newSigner(models.IdentityToken{
+	sig, err := newKeyring(t.Context(), models.IdentityToken{
 		Enabled: true, Algorithm: models.AlgES256, KeyFile: filepath.Join(t.TempDir(), "k.pem"),
 		Lifetime: time.Minute, Issuer: "jwtgate",
-	}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	}, func() time.Time { return now }, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(sig.close)
 	idn := newIdentity("X-User-")
 	idn.signer = sig
 	user := &models.User{ID: "2", Email: "bob@example.com", Username: "bob", IsActive: true,
@@ -43,7 +44,7 @@ func TestSecMiscIdentityTokenReservedClaims(t *testing.T) {
 	}
 	claims := jwt.MapClaims{}
 	if _, err := jwt.ParseWithClaims(h.Get("X-User-Token"), claims, func(*jwt.Token) (any, error) {
-		return sig.key.Public(), nil
+		return sig.current().key.Public(), nil
 	}, jwt.WithTimeFunc(func() time.Time { return now })); err != nil {
 		t.Fatalf("identity token does not verify: %v", err)
 	}

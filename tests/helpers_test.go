@@ -130,6 +130,12 @@ routes:
 // authURL and upstreamURL, with a fresh SQLite file, and serves it.
 func startGateway(t testing.TB, yaml, authURL, upstreamURL string, now func() time.Time) *gateway {
 	t.Helper()
+	return startGatewayOpts(t, yaml, authURL, upstreamURL, handlers.Options{Now: now})
+}
+
+// startGatewayOpts is startGateway with the gateway's options.
+func startGatewayOpts(t testing.TB, yaml, authURL, upstreamURL string, opt handlers.Options) *gateway {
+	t.Helper()
 	if yaml == "" {
 		yaml = baseConfig
 	}
@@ -141,7 +147,7 @@ func startGateway(t testing.TB, yaml, authURL, upstreamURL string, now func() ti
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := handlers.NewGateway(t.Context(), settingsRuntime(t, s), log, handlers.Options{Now: now})
+	gw, err := handlers.NewGateway(t.Context(), settingsRuntime(t, s), log, opt)
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}

@@ -111,6 +111,16 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		default:
 			fmt.Fprintln(out, "  ok")
 		}
+		switch prev, err := handlers.CheckRetiredKey(it); {
+		case err != nil:
+			problem("previous key unreadable: %v (jwtgate keys rotate --force rewrites it)", err)
+		case !prev.Present:
+			fmt.Fprintln(out, "  previous key: none")
+		case prev.Published(time.Now()):
+			fmt.Fprintf(out, "  previous key: %s, published until %s\n", prev.Kid, prev.Until.UTC().Format(time.RFC3339))
+		default:
+			fmt.Fprintf(out, "  previous key: %s, expired %s (no longer published)\n", prev.Kid, prev.Until.UTC().Format(time.RFC3339))
+		}
 	}
 
 	fmt.Fprintf(out, "database (%s %s):\n", s.Database.Driver, redactDSN(s.Database.DSN))

@@ -1,5 +1,5 @@
 // Package cli is jwtgate's command line: serve, check, config, users,
-// systemd-unit, healthcheck and version.
+// audit, keys, systemd-unit, healthcheck and version.
 // It lives under handlers because, like the HTTP handlers, it is a way in
 // for people: it parses what they type, calls the same models, remote and
 // handlers.NewGateway the server uses, and turns errors into words. main.go
@@ -45,6 +45,7 @@ type env struct {
 	config   string
 	users    usersOpts
 	audit    auditOpts
+	keys     keysOpts
 }
 
 // Build is what main builds into the binary.
@@ -191,6 +192,14 @@ func commands() []command {
 			help: "Prints who revoked, deactivated, activated, deleted or purged which user, when, and the\n" +
 				"request id of an admin API call, oldest first. --since takes a duration back from now\n" +
 				"(24h, 7d) or an RFC 3339 time; default: everything."},
+		{name: "keys", args: "rotate [--force] | show", summary: "rotate or show the identity token's signing key",
+			run: runKeys, flags: keysFlags,
+			help: "  rotate   generate a new identity_token.key_file (identity_token.algorithm) and keep the\n" +
+				"           current key's public half in <key_file>.previous: running gateways sign with the\n" +
+				"           new key within seconds and publish the old one in /.well-known/jwks.json for\n" +
+				"           identity_token.lifetime + 1m more. Refused while the previous rotation's key\n" +
+				"           is still published, unless --force (which drops it at once).\n" +
+				"  show     the current and previous kid, and until when the previous is published"},
 		{name: "systemd-unit", args: "", summary: "print the systemd unit (jwtgate systemd-unit > /etc/systemd/system/jwtgate.service)",
 			run: runSystemdUnit, help: "Prints jwtgate.service: jwtgate serve --config /etc/jwtgate/settings.yaml as a dynamic\n" +
 				"user, its SQLite mirror and identity key in the state directory /var/lib/jwtgate,\n" +

@@ -9,7 +9,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -96,14 +95,9 @@ func LoadOrCreatePrivate(path, alg string) (crypto.Signer, bool, error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return key, false, err
 	}
-	var gen crypto.Signer
-	if alg == models.AlgRS256 {
-		gen, err = rsa.GenerateKey(rand.Reader, 2048)
-	} else {
-		gen, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
+	gen, err := generate(alg)
 	if err != nil {
-		return nil, false, fmt.Errorf("generate %s key: %w", alg, err)
+		return nil, false, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(gen)
 	if err != nil {
@@ -201,4 +195,13 @@ func Thumbprint(jwk map[string]any) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// KeyID is a public key's kid: the RFC 7638 thumbprint of its JWK.
+func KeyID(pub crypto.PublicKey) (string, error) {
+	jwk, err := PublicJWK(pub)
+	if err != nil {
+		return "", err
+	}
+	return Thumbprint(jwk)
 }
