@@ -87,6 +87,7 @@ type snapshot struct {
 	router   *gin.Engine
 	local    *authn.Local // nil for verify: remote
 	login    *loginGuard
+	limits   limitSet    // the routes' rate-limit buckets, carried over by the next reload
 	budget   *callBudget // nil: calls home unbounded
 	auth     authn.Config
 	authn    *authn.Authenticator // a view with auth's settings
@@ -318,8 +319,8 @@ func (snap *snapshot) closeNew(prev *snapshot) {
 }
 
 // finish builds the rest of a snapshot: the identity token signer, the
-// login throttles (reused from prev when unchanged), the route table and
-// the router.
+// login throttles and the routes' rate limits (each count carried over
+// from prev while its limit is unchanged), the route table and the router.
 func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	c := g.core
 	s := snap.settings
@@ -330,15 +331,15 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 			return err
 		}
 	}
-	if prev != nil && reflect.DeepEqual(prev.cfg.Throttle, snap.cfg.Throttle) && prev.settings.AuthService.MaxBodyBytes == s.AuthService.MaxBodyBytes {
-		snap.login = prev.login // throttle state survives a reload that does not change it
-	} else {
-		login, err := newLoginGuard(snap.cfg.Throttle, s.AuthService.MaxBodyBytes, c.log, c.now)
-		if err != nil {
-			return err
-		}
-		snap.login = login
+	var prevLogin *loginGuard
+	if prev != nil {
+		prevLogin = prev.login // its counts survive where their limits did not change
 	}
+	login, err := newLoginGuard(snap.cfg.Throttle, s.AuthService.MaxBodyBytes, c.log, c.now, prevLogin)
+	if err != nil {
+		return err
+	}
+	snap.login = login
 	trusted := trustedProxies(snap.cfg.TrustedNets)
 	idn := newIdentity(s.IdentityHeaders.Prefix)
 	idn.signer = sig
@@ -347,7 +348,11 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	if err != nil {
 		return err
 	}
-	if err := attachRateLimits(table, s.Throttle.CacheSize, c.now, c.m); err != nil {
+	var prevLimits limitSet
+	if prev != nil {
+		prevLimits = prev.limits
+	}
+	if snap.limits, err = attachRateLimits(table, s.Throttle.CacheSize, c.now, c.m, prevLimits); err != nil {
 		return err
 	}
 	rd := routerDeps{

@@ -16,7 +16,9 @@ import (
 // trusted proxies, forward-auth, local keys and issuers, and timeouts.
 // Requests in flight finish on the snapshot they started with. The verify
 // and user caches and the revocations survive; cached verdicts are
-// dropped only when a verification setting changed (verifyChanged).
+// dropped only when a verification setting changed (verifyChanged). Rate
+// limit and login throttle counts survive while their limit is unchanged
+// (attachRateLimits, newLoginGuard).
 // Settings a running gateway cannot change (listen, database,
 // metrics_listen, auth_service) are logged as needing a restart and kept.
 //
