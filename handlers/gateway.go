@@ -277,6 +277,16 @@ func (g *Gateway) verification(ctx context.Context, cfg *models.Runtime, discove
 			if err != nil {
 				return nil, err
 			}
+			// NewLocal has fetched every JWKS once. At start a JWKS still
+			// missing only keeps /readyz failing; on a reload it would put a
+			// verifier answering 503 (or 401) to every token in place of a
+			// working one, so the reload is refused instead.
+			if prev != nil {
+				if err := local.Usable(); err != nil {
+					local.Close()
+					return nil, fmt.Errorf("%w; fix it or the JWKS server and reload again", err)
+				}
+			}
 			snap.local = local
 		}
 	}

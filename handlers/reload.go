@@ -23,7 +23,8 @@ import (
 // metrics_listen, auth_service) are logged as needing a restart and kept.
 //
 // When the new settings are invalid, or the snapshot cannot be built (a
-// key file that does not parse, say), nothing changes: every problem is
+// key file that does not parse, or a new local verifier whose JWKS cannot
+// be fetched or holds no usable key), nothing changes: every problem is
 // logged, jwtgate_config_reloads_total{result="error"} counts it, and the
 // error is returned. Reloads are serialised.
 func (g *Gateway) Reload(ctx context.Context, load func() (models.Settings, error)) error {
