@@ -96,6 +96,7 @@ type snapshot struct {
 	router   *gin.Engine
 	local    *authn.Local // nil for verify: remote
 	login    *loginGuard
+	limits   limitSet    // the routes' rate-limit buckets, carried over by the next reload
 	budget   *callBudget // nil: calls home unbounded
 	auth     authn.Config
 	authn    *authn.Authenticator // a view with auth's settings
@@ -299,6 +300,16 @@ func (g *Gateway) verification(ctx context.Context, cfg *models.Runtime, discove
 			if err != nil {
 				return nil, err
 			}
+			// NewLocal has fetched every JWKS once. At start a JWKS still
+			// missing only keeps /readyz failing; on a reload it would put a
+			// verifier answering 503 (or 401) to every token in place of a
+			// working one, so the reload is refused instead.
+			if prev != nil {
+				if err := local.Usable(); err != nil {
+					local.Close()
+					return nil, fmt.Errorf("%w; fix it or the JWKS server and reload again", err)
+				}
+			}
 			snap.local = local
 		}
 	}
@@ -341,8 +352,8 @@ func (snap *snapshot) closeNew(prev *snapshot) {
 }
 
 // finish builds the rest of a snapshot: the identity token signer, the
-// login throttles (reused from prev when unchanged), the route table and
-// the router.
+// login throttles and the routes' rate limits (each count carried over
+// from prev while its limit is unchanged), the route table and the router.
 func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	c := g.core
 	s := snap.settings
@@ -359,15 +370,15 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	} else if !s.IdentityToken.Enabled {
 		sig = nil
 	}
-	if prev != nil && reflect.DeepEqual(prev.cfg.Throttle, snap.cfg.Throttle) && prev.settings.AuthService.MaxBodyBytes == s.AuthService.MaxBodyBytes {
-		snap.login = prev.login // throttle state survives a reload that does not change it
-	} else {
-		login, err := newLoginGuard(snap.cfg.Throttle, s.AuthService.MaxBodyBytes, c.log, c.now)
-		if err != nil {
-			return err
-		}
-		snap.login = login
+	var prevLogin *loginGuard
+	if prev != nil {
+		prevLogin = prev.login // its counts survive where their limits did not change
 	}
+	login, err := newLoginGuard(snap.cfg.Throttle, s.AuthService.MaxBodyBytes, c.log, c.now, prevLogin)
+	if err != nil {
+		return err
+	}
+	snap.login = login
 	trusted := trustedProxies(snap.cfg.TrustedNets)
 	idn := newIdentity(s.IdentityHeaders.Prefix)
 	idn.signer = sig
@@ -376,7 +387,11 @@ func (g *Gateway) finish(snap *snapshot, prev *snapshot) error {
 	if err != nil {
 		return err
 	}
-	if err := attachRateLimits(table, s.Throttle.CacheSize, c.now, c.m); err != nil {
+	var prevLimits limitSet
+	if prev != nil {
+		prevLimits = prev.limits
+	}
+	if snap.limits, err = attachRateLimits(table, s.Throttle.CacheSize, c.now, c.m, prevLimits); err != nil {
 		return err
 	}
 	rd := routerDeps{

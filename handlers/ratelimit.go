@@ -42,22 +42,50 @@ type limitBuckets struct {
 	policy    string // the RateLimit-Policy value
 }
 
+// limitKey identifies one limit's buckets across reloads: the route (by
+// name), which limit, and everything that shapes a bucket. A reload keeps
+// the buckets of a key it finds again, so a caller at its limit stays
+// there; a changed limit, burst or throttle.cache_size starts afresh.
+type limitKey struct {
+	route, name string
+	limit       models.Limit
+	burst, size int
+}
+
+// limitSet is every route limit's buckets of one snapshot, by key: what the
+// next reload carries over.
+type limitSet map[limitKey]*limitBuckets
+
 // newRouteLimit builds a route's limits; nil when both are off. size
-// bounds the callers each limit remembers (throttle.cache_size).
-func newRouteLimit(route string, rl models.RouteRateLimit, size int, now func() time.Time, m *metrics.Metrics) (*routeLimit, error) {
+// bounds the callers each limit remembers (throttle.cache_size). A limit
+// whose key is in prev keeps prev's buckets; every limit built or kept is
+// added to next.
+func newRouteLimit(route string, rl models.RouteRateLimit, size int, now func() time.Time, m *metrics.Metrics, prev, next limitSet) (*routeLimit, error) {
 	perUser, perClient := rl.Limits()
 	if perUser.Off() && perClient.Off() {
 		return nil, nil
 	}
 	out := &routeLimit{}
+	build := func(name string, l models.Limit) (*limitBuckets, error) {
+		k := limitKey{route: route, name: name, limit: l, burst: rl.BurstFor(l), size: size}
+		b, ok := prev[k]
+		if !ok {
+			var err error
+			if b, err = newLimitBuckets(name, l, k.burst, size, now, m.RateLimited(route, name)); err != nil {
+				return nil, err
+			}
+		}
+		next[k] = b
+		return b, nil
+	}
 	var err error
 	if !perUser.Off() {
-		if out.perUser, err = newLimitBuckets(limitPerUser, perUser, rl.BurstFor(perUser), size, now, m.RateLimited(route, limitPerUser)); err != nil {
+		if out.perUser, err = build(limitPerUser, perUser); err != nil {
 			return nil, err
 		}
 	}
 	if !perClient.Off() {
-		if out.perClient, err = newLimitBuckets(limitPerClient, perClient, rl.BurstFor(perClient), size, now, m.RateLimited(route, limitPerClient)); err != nil {
+		if out.perClient, err = build(limitPerClient, perClient); err != nil {
 			return nil, err
 		}
 	}
@@ -135,16 +163,20 @@ func (e *rateLimitError) headers() http.Header {
 }
 
 // attachRateLimits gives every route of the table with a rate_limit its
-// buckets. size bounds the callers each limit remembers.
-func attachRateLimits(t *routeTable, size int, now func() time.Time, m *metrics.Metrics) error {
+// buckets: prev's (the running snapshot's, nil at start) where the route
+// and its limit did not change, so a reload resets no caller's count. size
+// bounds the callers each limit remembers. It returns the set the next
+// reload carries over.
+func attachRateLimits(t *routeTable, size int, now func() time.Time, m *metrics.Metrics, prev limitSet) (limitSet, error) {
+	next := limitSet{}
 	for _, rt := range t.routes {
-		l, err := newRouteLimit(rt.Name, rt.RateLimit, size, now, m)
+		l, err := newRouteLimit(rt.Name, rt.RateLimit, size, now, m, prev, next)
 		if err != nil {
-			return fmt.Errorf("routes %q: %w", rt.Name, err)
+			return nil, fmt.Errorf("routes %q: %w", rt.Name, err)
 		}
 		rt.limit = l
 	}
-	return nil
+	return next, nil
 }
 
 // userLimitKey keys a user's bucket: the mirrored user (issuer and id), so

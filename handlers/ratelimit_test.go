@@ -13,7 +13,7 @@ import (
 // same id do not.
 func TestRatelimitUserKey(t *testing.T) {
 	now := time.Unix(1000, 0)
-	rl, err := newRouteLimit("api", models.RouteRateLimit{PerUser: "1/minute"}, 10, func() time.Time { return now }, metrics.New(nil))
+	rl, err := newRouteLimit("api", models.RouteRateLimit{PerUser: "1/minute"}, 10, func() time.Time { return now }, metrics.New(nil), nil, limitSet{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func BenchmarkRatelimitTake(b *testing.B) {
 	// dry, so every take is an allowed one.
 	now := time.Unix(1000, 0)
 	tick := func() time.Time { now = now.Add(time.Millisecond); return now }
-	rl, err := newRouteLimit("api", models.RouteRateLimit{PerUser: "1000/second"}, 10000, tick, metrics.New(nil))
+	rl, err := newRouteLimit("api", models.RouteRateLimit{PerUser: "1000/second"}, 10000, tick, metrics.New(nil), nil, limitSet{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,12 +16,15 @@ import (
 // trusted proxies, forward-auth, local keys and issuers, and timeouts.
 // Requests in flight finish on the snapshot they started with. The verify
 // and user caches and the revocations survive; cached verdicts are
-// dropped only when a verification setting changed (verifyChanged).
+// dropped only when a verification setting changed (verifyChanged). Rate
+// limit and login throttle counts survive while their limit is unchanged
+// (attachRateLimits, newLoginGuard).
 // Settings a running gateway cannot change (listen, database,
 // metrics_listen, auth_service) are logged as needing a restart and kept.
 //
 // When the new settings are invalid, or the snapshot cannot be built (a
-// key file that does not parse, say), nothing changes: every problem is
+// key file that does not parse, or a new local verifier whose JWKS cannot
+// be fetched or holds no usable key), nothing changes: every problem is
 // logged, jwtgate_config_reloads_total{result="error"} counts it, and the
 // error is returned. Reloads are serialised.
 func (g *Gateway) Reload(ctx context.Context, load func() (models.Settings, error)) error {

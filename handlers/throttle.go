@@ -225,39 +225,64 @@ type loginGuard struct {
 	client  models.Limit
 	fields  []string
 	maxBody int64
-	secret  []byte
+	secret  []byte // keys accounts: shared with them across reloads
 	now     func() time.Time
 
-	mu       sync.Mutex
-	accounts *simplelru.LRU[accountKey, *failures]
-	clients  *simplelru.LRU[string, *failures]
+	// mu guards accounts and clients; a guard built by a reload shares it
+	// with the one it replaces, as it may share their tables.
+	mu            *sync.Mutex
+	accounts      *simplelru.LRU[accountKey, *failures]
+	clients       *simplelru.LRU[string, *failures]
+	accountsSize  int // throttle.accounts_size the tables were built with
+	clientsSize   int // throttle.cache_size
+	rateCacheSize int
 }
 
-// newLoginGuard builds the login throttles from settings.
-func newLoginGuard(cfg models.CompiledThrottle, maxBody int64, log *slog.Logger, now func() time.Time) (*loginGuard, error) {
-	rt, err := newLoginThrottle(cfg, now)
-	if err != nil {
-		return nil, err
+// newLoginGuard builds the login throttles from settings. With prev (the
+// running guard, on a reload) each table whose limit and size did not
+// change is carried over, so a reload resets no count: the failures per
+// account (with the key that hashes their names), the failures per
+// client, and the login_rate buckets. A changed limit starts afresh.
+func newLoginGuard(cfg models.CompiledThrottle, maxBody int64, log *slog.Logger, now func() time.Time, prev *loginGuard) (*loginGuard, error) {
+	g := &loginGuard{
+		log: log, account: cfg.AccountLimit, client: cfg.ClientLimit,
+		fields: defaultLoginFields, maxBody: maxBody, now: now, mu: &sync.Mutex{},
+		accountsSize: cfg.AccountsSize, clientsSize: cfg.CacheSize, rateCacheSize: cfg.CacheSize,
 	}
-	accounts, err := simplelru.NewLRU[accountKey, *failures](cfg.AccountsSize, nil)
-	if err != nil {
-		return nil, fmt.Errorf("throttle.accounts_size: %w", err)
-	}
-	clients, err := simplelru.NewLRU[string, *failures](cfg.CacheSize, nil)
-	if err != nil {
-		return nil, fmt.Errorf("throttle.cache_size: %w", err)
-	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret) // never fails (crypto/rand panics instead)
-	fields := defaultLoginFields
 	if cfg.LoginField != "" {
-		fields = []string{cfg.LoginField}
+		g.fields = []string{cfg.LoginField}
 	}
-	return &loginGuard{
-		log: log, rate: rt, account: cfg.AccountLimit, client: cfg.ClientLimit,
-		fields: fields, maxBody: maxBody, secret: secret, now: now,
-		accounts: accounts, clients: clients,
-	}, nil
+	if prev != nil {
+		g.mu = prev.mu
+		if prev.account == g.account && prev.accountsSize == g.accountsSize {
+			g.accounts, g.secret = prev.accounts, prev.secret
+		}
+		if prev.client == g.client && prev.clientsSize == g.clientsSize {
+			g.clients = prev.clients
+		}
+		if r := prev.rate; r != nil && r.every == cfg.LoginEvery && r.burst == cfg.LoginBurst && prev.rateCacheSize == cfg.CacheSize {
+			g.rate = r
+		}
+	}
+	var err error
+	if g.rate == nil {
+		if g.rate, err = newLoginThrottle(cfg, now); err != nil {
+			return nil, err
+		}
+	}
+	if g.accounts == nil {
+		if g.accounts, err = simplelru.NewLRU[accountKey, *failures](cfg.AccountsSize, nil); err != nil {
+			return nil, fmt.Errorf("throttle.accounts_size: %w", err)
+		}
+		g.secret = make([]byte, 32)
+		_, _ = rand.Read(g.secret) // never fails (crypto/rand panics instead)
+	}
+	if g.clients == nil {
+		if g.clients, err = simplelru.NewLRU[string, *failures](cfg.CacheSize, nil); err != nil {
+			return nil, fmt.Errorf("throttle.cache_size: %w", err)
+		}
+	}
+	return g, nil
 }
 
 // key hashes a login name.

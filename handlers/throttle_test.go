@@ -115,7 +115,7 @@ func throttleGuard(t *testing.T, th models.CompiledThrottle) *loginGuard {
 		th.AccountsSize = 100
 	}
 	now := time.Unix(1_700_000_000, 0)
-	g, err := newLoginGuard(th, 1<<16, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+	g, err := newLoginGuard(th, 1<<16, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,6 +189,18 @@ func (j *jwksKeys) fitting(alg string) any {
 	return jwt.VerificationKeySet{Keys: fit}
 }
 
+// signingKeys counts the keys of the latest fetch that may verify tokens
+// (not published for encryption only).
+func (j *jwksKeys) signingKeys() int {
+	n := 0
+	for _, e := range j.store.snapshot() {
+		if (e.use == "" || e.use == jwkset.UseSig) && asymmetric(e.key) {
+			n++
+		}
+	}
+	return n
+}
+
 // refetch asks jwkset for kid, which refetches the JWKS if its rate limiter
 // allows. Concurrent callers share one refetch, whatever kid they want, and
 // each looks its own kid up afterwards.

@@ -183,6 +183,23 @@ func (l *Local) Ready() error {
 	return errors.Join(errs...)
 }
 
+// Usable returns nil when every JWKS has been fetched and holds at least
+// one key that can verify tokens (Ready, and not an empty or wholly
+// unusable set, with which every token would get 401). A reload checks it
+// before it puts a new verifier in place of a working one.
+func (l *Local) Usable() error {
+	if err := l.Ready(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, ks := range l.sets {
+		if ks.jwks != nil && ks.jwks.signingKeys() == 0 {
+			errs = append(errs, fmt.Errorf("%s.jwks_url: JWKS %s holds no key that can verify tokens", ks.setting, ks.jwks.url))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Verify checks raw's signature, algorithm, key type, exp/nbf, iss and aud.
 // It returns nil, a *models.TokenError (matching models.ErrTokenInvalid),
 // or an error matching models.ErrAuthUnavailable when the issuer's JWKS has

@@ -77,6 +77,7 @@ type Service struct {
 	env        []string // environment for manage.py and gunicorn
 	signingKey string
 	logs       *tailBuffer
+	proc       *process // the gunicorn master; Stop ends it
 }
 
 // Available reports whether the service can run here: nil if /usr/bin/python3
@@ -140,6 +141,7 @@ func Start(t testing.TB, opt Options) *Service {
 	if err != nil {
 		t.Fatalf("djangoauth: %v; gunicorn's stderr:\n%s", err, s.logs)
 	}
+	s.proc = p
 	t.Cleanup(func() {
 		if err := p.stop(); err != nil {
 			t.Errorf("djangoauth: stop gunicorn: %v\n%s", err, s.logs)
