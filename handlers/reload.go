@@ -100,6 +100,13 @@ func keepRestartOnly(running, next models.Settings) (models.Settings, []string) 
 		kept = append(kept, "auth_service")
 		next.AuthService = running.AuthService
 	}
+	// The Redis client (its connections and circuit) is built once.
+	if rc, nc := running.Auth.Cache, next.Auth.Cache; rc.RedisURL != nc.RedisURL || rc.RedisSecret != nc.RedisSecret ||
+		rc.RedisTimeout != nc.RedisTimeout || rc.RedisPrefix != nc.RedisPrefix {
+		kept = append(kept, "auth.cache.redis_*")
+		next.Auth.Cache.RedisURL, next.Auth.Cache.RedisSecret = rc.RedisURL, rc.RedisSecret
+		next.Auth.Cache.RedisTimeout, next.Auth.Cache.RedisPrefix = rc.RedisTimeout, rc.RedisPrefix
+	}
 	return next, kept
 }
 
