@@ -237,7 +237,7 @@ type Deps struct {
 	Revocations RevocationStore
 	// Shared is the shared verdict cache (Redis); nil: none.
 	Shared *Shared
-	Log         *slog.Logger
+	Log    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
