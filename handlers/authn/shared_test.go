@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"jwtgate/models"
+	"jwtgate/remote"
 )
 
 // memShared is a SharedStore in memory: what Redis would hold, with
@@ -356,6 +358,47 @@ func TestSharedCoalesced(t *testing.T) {
 		}
 		if s.gets.Load() != 2 || v.calls.Load() != 1 || s.sets.Load() != 1 || bObs.hits != 1 {
 			t.Fatalf("gets %d, calls home %d, sets %d, B hits %d; want 2, 1, 1, 1", s.gets.Load(), v.calls.Load(), s.sets.Load(), bObs.hits)
+		}
+	})
+}
+
+// BenchmarkSharedLevels: what a miss of the in-process cache costs when
+// the shared cache in the real Redis (127.0.0.1:6379) has the verdict,
+// beside an in-process hit (the warm path, unchanged by the shared cache).
+func BenchmarkSharedLevels(b *testing.B) {
+	c := models.DefaultSettings().Auth.Cache
+	c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:6379/0", "jwtgate-bench:"+strconv.FormatInt(time.Now().UnixNano(), 36)+":"
+	sc, err := remote.NewSharedCache(c, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sc.Close() })
+	if err := sc.Ping(b.Context()); err != nil {
+		b.Skipf("no Redis: %v", err)
+	}
+	us := newMemUsers()
+	a, _ := sharedAuth(b, &countingVerifier{}, us, sc, testSharedSecret)
+	raw := token(b, 1, time.Now().Add(time.Hour))
+	key := TokenKey(raw)
+	if _, err := a.Token(b.Context(), raw); err != nil { // verified, stored in both levels
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sc.Del(context.Background(), key) })
+	b.Run("in-process hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := a.Token(b.Context(), raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("shared hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			a.tokens.Remove(key) // a miss of the first level
+			if _, err := a.Token(b.Context(), raw); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
