@@ -148,11 +148,13 @@ func (s *SharedCache) Get(ctx context.Context, key [32]byte) ([]byte, error) {
 	return b, nil
 }
 
-// Set stores val for key until expires (PXAT, whole milliseconds, never
-// later than expires).
+// Set stores val for key until expires: PX with the time left, in whole
+// milliseconds rounded down, so a difference between this machine's clock
+// and Redis' never makes an entry outlive its verdict (readers check the
+// expiry sealed in the value against their own clock as well).
 func (s *SharedCache) Set(ctx context.Context, key [32]byte, val []byte, expires time.Time) error {
-	expires = expires.Truncate(time.Millisecond)
-	if !expires.After(s.now()) {
+	left := expires.Sub(s.now()).Truncate(time.Millisecond)
+	if left <= 0 {
 		return nil // nothing worth storing
 	}
 	if !s.allow() {
@@ -160,7 +162,7 @@ func (s *SharedCache) Set(ctx context.Context, key [32]byte, val []byte, expires
 	}
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
-	err := s.rdb.SetArgs(ctx, s.Key(key), val, redis.SetArgs{ExpireAt: expires}).Err()
+	err := s.rdb.Set(ctx, s.Key(key), val, left).Err()
 	s.done("set", err)
 	if err != nil {
 		return fmt.Errorf("redis set: %w", err)

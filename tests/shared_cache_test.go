@@ -246,3 +246,30 @@ func TestSharedCacheRedisDown(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedCacheNeedsRestart: a reload cannot turn the shared cache on
+// (its client is built once): the change is logged and the gateway keeps
+// serving as before, without Redis.
+func TestSharedCacheNeedsRestart(t *testing.T) {
+	t.Setenv(sharedSecretEnv, "replicas-share-this-secret-0123456789abcdef")
+	dsn := pgDatabase(t)
+	fa, aliceID := newFake(t, fakeauth.Options{})
+	up := startUpstream(t)
+	gw := startGateway(t, replicaConfig(dsn, "10m", true), fa.URL(), up.URL, nil)
+	next := strings.NewReplacer("%AUTH%", fa.URL(), "%UPSTREAM%", up.URL).Replace(sharedConfig(dsn, "redis://127.0.0.1:6379/0", "jwtgate-test:"))
+	if err := gw.GW.Reload(t.Context(), func() (models.Settings, error) {
+		return models.LoadSettings(strings.NewReader(next), func(string) string { return "" })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(gw.Logs.String(), "settings reload: auth.cache.redis_* changed; it needs a restart") {
+		t.Fatalf("the change was not reported as needing a restart:\n%s", gw.Logs.String())
+	}
+	access, _ := fa.IssuePair(aliceID)
+	if r := get(t, gw.URL+"/api/x", access); r.Status != http.StatusOK {
+		t.Fatalf("after the reload: %d %s", r.Status, r.Body)
+	}
+	if gw.GW.Shared != nil {
+		t.Fatal("a reload built a Redis client")
+	}
+}
