@@ -220,3 +220,16 @@ func TestSettingsProblemString(t *testing.T) {
 		t.Error("no problems is a non-nil error")
 	}
 }
+
+// TestSharedCacheWarning: the shared cache is ignored by verify: local
+// and introspect, and check says so.
+func TestSharedCacheWarning(t *testing.T) {
+	for _, verify := range []string{models.VerifyRemote, models.VerifyHybrid, models.VerifyLocal, models.VerifyIntrospect} {
+		s := models.DefaultSettings()
+		s.Auth.Verify, s.Auth.Cache.RedisURL = verify, "redis://127.0.0.1:6379/0"
+		warned := strings.Contains(strings.Join(s.Warnings(), "\n"), "auth.cache.redis_url is set but auth.verify is "+verify)
+		if want := verify == models.VerifyLocal || verify == models.VerifyIntrospect; warned != want {
+			t.Errorf("verify %s: warned %v, want %v", verify, warned, want)
+		}
+	}
+}
