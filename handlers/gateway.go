@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type Gateway struct {
 	// ExtAuthz serves Envoy's gRPC ext_authz and the gRPC health service,
 	// for ext_authz.grpc_listen only; nil when that is empty.
 	ExtAuthz *grpc.Server
+	// Shared is the shared verdict cache in Redis (auth.cache.redis_url);
+	// nil when that is empty.
+	Shared *remote.SharedCache
 
 	// snap is the settings the gateway runs on: replaced whole by Reload,
 	// so a request that started on one finishes on it.
@@ -200,7 +204,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 			g.keys.close()
 		}
 		stopTracing(tr)
-		return nil, errors.Join(err, store.Close())
+		return nil, errors.Join(g.closeShared(err), store.Close())
 	}
 	snap, err := g.verification(ctx, cfg, discovered, nil)
 	if err != nil {
@@ -230,6 +234,11 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 			}
 			m.Peer("sent", kind)
 		})
+	}
+	if s.Auth.Cache.RedisURL != "" { // auth.cache.redis_* need a restart (keepRestartOnly)
+		if deps.Shared, g.Shared, err = sharedCache(s.Auth.Cache, getenv, m, now); err != nil {
+			return fail(snap, err)
+		}
 	}
 	if g.Auth, err = authn.New(snap.auth, deps); err != nil {
 		return fail(snap, err)
@@ -520,8 +529,35 @@ func (g *Gateway) Close() error {
 			g.closeErr = fmt.Errorf("close database: %w", err)
 		}
 		stopTracing(g.tracing) // exports the spans still buffered
+		g.closeErr = g.closeShared(g.closeErr)
 	})
 	return g.closeErr
+}
+
+// sharedCache builds the shared verdict cache of c (auth.cache.redis_*),
+// with its secret read from the environment.
+func sharedCache(c models.AuthCache, getenv func(string) string, m *metrics.Metrics, now func() time.Time) (*authn.Shared, *remote.SharedCache, error) {
+	name := strings.TrimPrefix(c.RedisSecret, models.KeyEnvPrefix)
+	secret := getenv(name)
+	if len(secret) < models.RedisSecretMinBytes {
+		return nil, nil, fmt.Errorf("auth.cache.redis_secret: environment variable %s must hold at least %d bytes, got %d", name, models.RedisSecretMinBytes, len(secret))
+	}
+	sc, err := remote.NewSharedCache(c, m, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &authn.Shared{Store: sc, Secret: []byte(secret)}, sc, nil
+}
+
+// closeShared closes the Redis client, if any, adding its error to err.
+func (g *Gateway) closeShared(err error) error {
+	if g.Shared == nil {
+		return err
+	}
+	if cerr := g.Shared.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close redis: %w", cerr))
+	}
+	return err
 }
 
 // upstreamTransport pools keep-alive connections to every upstream.

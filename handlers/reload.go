@@ -108,6 +108,13 @@ func keepRestartOnly(running, next models.Settings) (models.Settings, []string) 
 		kept = append(kept, "oidc")
 		next.OIDC = running.OIDC
 	}
+	// The Redis client (its connections and circuit) is built once.
+	if rc, nc := running.Auth.Cache, next.Auth.Cache; rc.RedisURL != nc.RedisURL || rc.RedisSecret != nc.RedisSecret ||
+		rc.RedisTimeout != nc.RedisTimeout || rc.RedisPrefix != nc.RedisPrefix {
+		kept = append(kept, "auth.cache.redis_*")
+		next.Auth.Cache.RedisURL, next.Auth.Cache.RedisSecret = rc.RedisURL, rc.RedisSecret
+		next.Auth.Cache.RedisTimeout, next.Auth.Cache.RedisPrefix = rc.RedisTimeout, rc.RedisPrefix
+	}
 	return next, kept
 }
 

@@ -132,7 +132,23 @@ type AuthCache struct {
 	// StaleGrace lets a positive verdict outlive TTL by at most this long
 	// while the auth service is unreachable (never past the token's exp).
 	StaleGrace time.Duration `yaml:"stale_grace"`
+	// RedisURL turns on the shared verdict cache: a second level behind the
+	// in-process one, shared by the replicas (redis://host:port/db or
+	// rediss://). Empty: off.
+	RedisURL string `yaml:"redis_url"`
+	// RedisSecret is "env:NAME": the replicas' shared secret that
+	// authenticates the verdicts they store in Redis (HMAC). Required with
+	// RedisURL.
+	RedisSecret string `yaml:"redis_secret"`
+	// RedisTimeout bounds every Redis command; a slower Redis is treated
+	// as down (the gateway asks the auth service instead).
+	RedisTimeout time.Duration `yaml:"redis_timeout"`
+	// RedisPrefix starts every key the gateway writes to Redis.
+	RedisPrefix string `yaml:"redis_prefix"`
 }
+
+// RedisSecretMinBytes is the shortest auth.cache.redis_secret accepted.
+const RedisSecretMinBytes = 32
 
 // LocalVerif configures in-process signature verification (verify: local or hybrid).
 type LocalVerif struct {
@@ -463,7 +479,7 @@ func DefaultSettings() Settings {
 			UserIDClaim:    "user_id",
 			Verify:         VerifyRemote,
 			RevokeOnLogout: true,
-			Cache:          AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
+			Cache:          AuthCache{Size: 100000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second, RedisTimeout: 50 * time.Millisecond, RedisPrefix: "jwtgate:v1:"},
 			Local: LocalVerif{
 				Algorithms:          []string{"RS256"},
 				JWKSRefreshInterval: 5 * time.Minute,

@@ -77,6 +77,15 @@ func TestSettingsProblemsAuth(t *testing.T) {
 		{"zero ttl", "auth: {cache: {ttl: 0s}}", "auth.cache.ttl", 0, "must be a positive duration, got 0s"},
 		{"negative negative ttl", "auth: {cache: {negative_ttl: -1s}}", "auth.cache.negative_ttl", 0, "must not be negative, got -1s"},
 		{"negative stale grace", "auth: {cache: {stale_grace: -1s}}", "auth.cache.stale_grace", 0, "must not be negative (0 turns it off)"},
+		{"redis url http", "auth: {cache: {redis_url: 'http://127.0.0.1:6379', redis_secret: 'env:S'}}", "auth.cache.redis_url", 0, `must start with redis:// or rediss://, got scheme "http"`},
+		{"redis url no host", "auth: {cache: {redis_url: 'redis:///0', redis_secret: 'env:S'}}", "auth.cache.redis_url", 0, "must name a host"},
+		{"redis url bad db", "auth: {cache: {redis_url: 'redis://127.0.0.1:6379/zero', redis_secret: 'env:S'}}", "auth.cache.redis_url", 0, `path must be a database number, got "/zero"`},
+		{"redis url bad port", "auth: {cache: {redis_url: 'redis://127.0.0.1:99999/0', redis_secret: 'env:S'}}", "auth.cache.redis_url", 0, `has a bad port "99999"`},
+		{"redis url query", "auth: {cache: {redis_url: 'redis://127.0.0.1:6379/0?dial_timeout=9s', redis_secret: 'env:S'}}", "auth.cache.redis_url", 0, "must not have a query"},
+		{"redis without secret", "auth: {cache: {redis_url: 'redis://127.0.0.1:6379/0'}}", "auth.cache.redis_secret", 0, "must be env:NAME when auth.cache.redis_url is set"},
+		{"redis inline secret", "auth: {cache: {redis_url: 'redis://127.0.0.1:6379/0', redis_secret: 'hunter2hunter2'}}", "auth.cache.redis_secret", 0, "must be env:NAME"},
+		{"zero redis timeout", "auth: {cache: {redis_timeout: 0s}}", "auth.cache.redis_timeout", 0, "must be a positive duration, got 0s"},
+		{"redis prefix with space", "auth: {cache: {redis_prefix: 'jwt gate:'}}", "auth.cache.redis_prefix", 0, "must be non-empty, without spaces or control characters"},
 	})
 }
 
@@ -209,5 +218,18 @@ func TestSettingsProblemString(t *testing.T) {
 	}
 	if models.Problems(nil).Err() != nil {
 		t.Error("no problems is a non-nil error")
+	}
+}
+
+// TestSharedCacheWarning: the shared cache is ignored by verify: local
+// and introspect, and check says so.
+func TestSharedCacheWarning(t *testing.T) {
+	for _, verify := range []string{models.VerifyRemote, models.VerifyHybrid, models.VerifyLocal, models.VerifyIntrospect} {
+		s := models.DefaultSettings()
+		s.Auth.Verify, s.Auth.Cache.RedisURL = verify, "redis://127.0.0.1:6379/0"
+		warned := strings.Contains(strings.Join(s.Warnings(), "\n"), "auth.cache.redis_url is set but auth.verify is "+verify)
+		if want := verify == models.VerifyLocal || verify == models.VerifyIntrospect; warned != want {
+			t.Errorf("verify %s: warned %v, want %v", verify, warned, want)
+		}
 	}
 }

@@ -21,6 +21,10 @@ func (s Settings) Warnings() []string {
 		out = append(out, w)
 	}
 	out = append(out, s.browserWarnings()...)
+	if s.Auth.Cache.RedisURL != "" && (s.Auth.Verify == VerifyLocal || s.Auth.Verify == VerifyIntrospect) {
+		out = append(out, fmt.Sprintf("auth.cache.redis_url is set but auth.verify is %s, which does not use the shared cache "+
+			"(it serves remote and hybrid verification); remove it or change auth.verify", s.Auth.Verify))
+	}
 	routes := make([]Route, len(s.Routes))
 	for i, r := range s.Routes {
 		r.Auth, r.Methods = r.authMode(), r.upperMethods()

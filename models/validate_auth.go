@@ -1,7 +1,10 @@
 package models
 
 import (
+	"fmt"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -63,4 +66,54 @@ func (a Auth) validate(p *problemList) {
 	if a.Cache.StaleGrace < 0 {
 		p.add("auth.cache.stale_grace", "must not be negative (0 turns it off), got %s", a.Cache.StaleGrace)
 	}
+	a.Cache.validateRedis(p)
+}
+
+// validateRedis checks the shared verdict cache's keys (auth.cache.redis_*).
+func (c AuthCache) validateRedis(p *problemList) {
+	if c.RedisTimeout <= 0 {
+		p.add("auth.cache.redis_timeout", "must be a positive duration, got %s", c.RedisTimeout)
+	}
+	if c.RedisPrefix == "" || strings.ContainsFunc(c.RedisPrefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		p.add("auth.cache.redis_prefix", "must be non-empty, without spaces or control characters, got %q", c.RedisPrefix)
+	}
+	if c.RedisURL == "" {
+		return
+	}
+	if msg := redisURLProblem(c.RedisURL); msg != "" {
+		p.add("auth.cache.redis_url", "%s", msg)
+	}
+	if name, ok := strings.CutPrefix(c.RedisSecret, KeyEnvPrefix); !ok || !validEnvName(name) {
+		p.add("auth.cache.redis_secret", "must be %sNAME when auth.cache.redis_url is set (the HMAC secret the replicas share, read from that environment variable)", KeyEnvPrefix)
+	}
+}
+
+// redisURLProblem says what is wrong with a Redis URL, or "" when it is
+// redis:// or rediss://, with a host, and at most a database number as
+// its path.
+func redisURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "must be a URL like redis://127.0.0.1:6379/0 (could not parse it)"
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return fmt.Sprintf("must start with redis:// or rediss://, got scheme %q", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return "must name a host, as in redis://127.0.0.1:6379/0"
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("has a bad port %q", port)
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
+			return fmt.Sprintf("path must be a database number, got %q", u.Path)
+		}
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "must not have a query or fragment (use auth.cache.redis_timeout for the timeout)"
+	}
+	return ""
 }

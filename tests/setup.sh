@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what jwtgate's tests need on a fresh Debian machine and makes sure
 # the local PostgreSQL runs with the `test` database the replica tests use
-# (host=127.0.0.1 port=5432 user=postgres dbname=test, trust auth).
+# (host=127.0.0.1 port=5432 user=postgres dbname=test, trust auth), and a
+# Redis on 127.0.0.1:6379 for the shared verdict cache's tests.
 # Safe to run again: it installs, starts and changes only what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -18,6 +19,7 @@ packages=(
   systemd     # systemd-analyze verify of the unit `jwtgate systemd-unit` prints
   wrk         # load benchmark
   postgresql  # replica tests (several gateways on one database)
+  redis-server # shared verdict cache tests (auth.cache.redis_url; redis-cli too)
   chromium    # real-browser test of browser mode (tests/browser_chromium_test.go, driven by chromedp)
   nodejs      # the real OpenID Connect provider (tests/oidc, npm oidc-provider)
 )
@@ -69,6 +71,16 @@ fi
 psql "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable" -qtAc 'SELECT 1' >/dev/null ||
   { say "cannot connect to the test database as postgres on 127.0.0.1 (trust auth?)" >&2; exit 1; }
 say "database test ready (host=127.0.0.1 port=5432 user=postgres dbname=test, trust)"
+# Redis on 127.0.0.1:6379 for the shared verdict cache tests (nothing kept on disk).
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  say "starting Redis on 127.0.0.1:6379"
+  $sudo_cmd mkdir -p /var/lib/redis /var/log/redis
+  $sudo_cmd redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { say "Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
+say "Redis answers on 127.0.0.1:6379"
 # The OpenID Connect provider's packages, exactly as locked.
 oidc_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/oidc"
 if ! [ -d "$oidc_dir/node_modules/oidc-provider" ] || [ "$oidc_dir/package-lock.json" -nt "$oidc_dir/node_modules" ]; then

@@ -111,6 +111,11 @@ type Config struct {
 	// Users, when set, builds users from the verified token's claims
 	// (users.source: claims) instead of fetching them.
 	Users *models.UserMapping
+	// Shared asks and feeds the shared verdict cache (Deps.Shared) when
+	// there is one: verify remote or hybrid with auth.cache.redis_url set.
+	// Local verification is cheaper than a Redis round trip and never
+	// uses it.
+	Shared bool
 }
 
 // CallBudget bounds the calls home a client may cause. The client is the
@@ -136,6 +141,7 @@ func ConfigFrom(s models.Settings) Config {
 		CallTimeout:    s.AuthService.Timeout,
 		Issuers:        s.UserIssuers(),
 		Issuer:         s.UserEndpointIssuer(),
+		Shared:         s.Auth.Cache.RedisURL != "" && (s.Auth.Verify == models.VerifyRemote || s.Auth.Verify == models.VerifyHybrid),
 	}
 }
 
@@ -178,6 +184,8 @@ type shared struct {
 	revocations RevocationStore
 
 	ahead aheadState // background revalidations (refresh-ahead)
+
+	second *secondLevel // the shared verdict cache; nil: none
 }
 
 // authState is the settings-dependent part of a view, immutable.
@@ -227,7 +235,9 @@ type Deps struct {
 	// Revocations persists logged-out tokens (the mirror database); nil
 	// keeps them in memory only.
 	Revocations RevocationStore
-	Log         *slog.Logger
+	// Shared is the shared verdict cache (Redis); nil: none.
+	Shared *Shared
+	Log    *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -261,6 +271,13 @@ type Observer interface {
 	// StaleServed is called when a verdict is served past its TTL under
 	// auth.cache.stale_grace because the auth service is unavailable.
 	StaleServed()
+	// SharedCacheHit counts a verdict taken from the shared cache.
+	SharedCacheHit()
+	// SharedCacheMiss counts a lookup in the shared cache that gave no
+	// usable verdict, by reason (SharedMissReasons).
+	SharedCacheMiss(reason string)
+	// SharedCacheWrite counts a verdict written to the shared cache.
+	SharedCacheWrite()
 }
 
 type nopObserver struct{}
@@ -283,6 +300,12 @@ func (nopObserver) Evicted() {}
 
 func (nopObserver) StaleServed() {}
 
+func (nopObserver) SharedCacheHit() {}
+
+func (nopObserver) SharedCacheMiss(string) {}
+
+func (nopObserver) SharedCacheWrite() {}
+
 // New builds an authenticator.
 func New(cfg Config, d Deps) (*Authenticator, error) {
 	tokens, err := newVerdictCache(cfg.CacheSize)
@@ -304,6 +327,12 @@ func New(cfg Config, d Deps) (*Authenticator, error) {
 	}, state: &authState{cfg: cfg, verifier: d.Verifier, local: d.Local}}
 	if a.obs == nil {
 		a.obs = nopObserver{}
+	}
+	if d.Shared != nil {
+		if len(d.Shared.Secret) < models.RedisSecretMinBytes {
+			return nil, fmt.Errorf("auth.cache.redis_secret: must be at least %d bytes, got %d", models.RedisSecretMinBytes, len(d.Shared.Secret))
+		}
+		a.second = &secondLevel{store: d.Shared.Store, macKey: sharedMACKey(d.Shared.Secret)}
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

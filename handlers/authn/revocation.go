@@ -114,6 +114,7 @@ func (a *Authenticator) Revoke(ctx context.Context, raw string) {
 	if err != nil {
 		return // forged, or already revoked: nothing to record
 	}
+	a.unshare(ctx, textKey) // every replica's next use too (the others are told below)
 	var until time.Time
 	if a.st().cfg.RevokeOnLogout {
 		until = tok.Expires

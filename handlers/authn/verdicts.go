@@ -129,6 +129,11 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	callKey := key // slicing key itself would move it to the heap, on every request (it is captured below)
 	ch := a.tokenCalls.DoChan(string(callKey[:]), func() (any, error) {
 		led = true
+		// The second level (shared by the replicas), before any call
+		// home: one lookup for all the waiters.
+		if a.sharedLookup(ctx, key, tok) {
+			return nil, nil
+		}
 		if !known && a.st().cfg.CallsHome != nil {
 			if ok, wait := a.st().cfg.CallsHome.Take(ctx); !ok {
 				return nil, &ThrottledError{RetryAfter: wait}
@@ -149,8 +154,10 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 			if a.tokens.Add(key, newVerdict(tok, expires)) {
 				a.obs.Evicted()
 			}
+			a.share(cctx, key, tok, expires)
 		case errors.Is(err, models.ErrTokenInvalid):
 			a.tokens.Remove(key) // a stale verdict must not outlive a refusal
+			a.unshare(cctx, key)
 			if a.st().cfg.NegativeTTL > 0 {
 				a.rejected.Add(key, a.now().Add(a.st().cfg.NegativeTTL))
 			}

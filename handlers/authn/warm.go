@@ -41,9 +41,11 @@ func (a *Authenticator) Warm(ctx context.Context, raw string) bool {
 			return false
 		}
 	}
-	if a.tokens.Add(key, newVerdict(tok, a.verdictExpiry(tok, now))) {
+	expires := a.verdictExpiry(tok, now)
+	if a.tokens.Add(key, newVerdict(tok, expires)) {
 		a.obs.Evicted()
 	}
+	a.share(ctx, key, tok, expires) // the other replicas skip the first call home too
 	return true
 }
 

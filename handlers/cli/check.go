@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -137,6 +138,15 @@ func runCheck(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 		checkAuthService(ctx, s, out, problem)
 	}
 
+	if c := s.Auth.Cache; c.RedisURL != "" {
+		fmt.Fprintf(out, "shared cache (%s):\n", redactURL(c.RedisURL))
+		if key := blamed(probs, "auth.cache.redis_url", "auth.cache.redis_secret", "auth.cache.redis_timeout", "auth.cache.redis_prefix"); key != "" {
+			fmt.Fprintf(out, "  skipped: fix %s first\n", key)
+		} else {
+			checkRedis(ctx, c, e.getenv, out, problem)
+		}
+	}
+
 	fmt.Fprintf(out, "%s.\n", tally(problems, warnings))
 	if problems > 0 {
 		return ErrFailed
@@ -214,4 +224,34 @@ func redactDSN(dsn string) string {
 		}
 	}
 	return strings.Join(fields, " ")
+}
+
+// checkRedis pings the shared cache's Redis and checks its secret.
+func checkRedis(ctx context.Context, c models.AuthCache, getenv func(string) string, out io.Writer, problem func(string, ...any)) {
+	name := strings.TrimPrefix(c.RedisSecret, models.KeyEnvPrefix)
+	if n := len(getenv(name)); n < models.RedisSecretMinBytes {
+		problem("auth.cache.redis_secret: environment variable %s must hold at least %d bytes, got %d", name, models.RedisSecretMinBytes, n)
+	}
+	sc, err := remote.NewSharedCache(c, nil, nil)
+	if err != nil {
+		problem("%v", err)
+		return
+	}
+	defer sc.Close()
+	if err := sc.Ping(ctx); err != nil {
+		// serve still starts and calls home instead: a problem all the
+		// same, the replicas would not share their verdicts.
+		problem("%v (auth.cache.redis_url; serve would start and call home for every token this replica has not seen)", err)
+		return
+	}
+	fmt.Fprintln(out, "  ok")
+}
+
+// redactURL hides a URL's password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,61 @@ routes:
 	}
 	if _, _, err := runCLI(t, "check", "--config", filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, ErrFailed) {
 		t.Fatalf("missing settings file: err %v, want ErrFailed", err)
+	}
+}
+
+// TestCheckPingsRedis: with the shared cache configured, check pings Redis
+// and checks the secret's length; a Redis that does not answer is a
+// problem (serve would start, but the replicas would not share verdicts).
+func TestCheckPingsRedis(t *testing.T) {
+	fa := fakeauth.Start(t, fakeauth.Options{})
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	tests := []struct {
+		name, url, secret string
+		want              []string
+	}{
+		{"up", "redis://127.0.0.1:6379/0", strings.Repeat("s", 32), []string{"shared cache (redis://127.0.0.1:6379/0):\n  ok", "0 problems"}},
+		{"password hidden", "redis://:hunter2@127.0.0.1:6379/0", strings.Repeat("s", 32), []string{"shared cache (redis://:xxxxx@127.0.0.1:6379/0)"}},
+		{"down", "redis://" + deadAddr + "/0", strings.Repeat("s", 32), []string{"problem: redis ping:", "1 problem"}},
+		{"short secret", "redis://127.0.0.1:6379/0", "short", []string{"auth.cache.redis_secret: environment variable JWTGATE_TEST_REDIS must hold at least 32 bytes, got 5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := writeConfig(t, `
+auth_service:
+  url: "`+fa.URL()+`"
+auth:
+  cache:
+    redis_url: "`+tt.url+`"
+    redis_secret: "env:JWTGATE_TEST_REDIS"
+database:
+  dsn: "`+filepath.Join(t.TempDir(), "m.db")+`"
+routes:
+  - path: "/api/"
+    upstream: "http://127.0.0.1:9001"
+`)
+			var out, errb bytes.Buffer
+			getenv := func(k string) string {
+				if k == "JWTGATE_TEST_REDIS" {
+					return tt.secret
+				}
+				return ""
+			}
+			_ = Run(t.Context(), []string{"check", "--config", cfg}, getenv, &out, &errb, "v1.2.3")
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("check output lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String(), "hunter2") {
+				t.Errorf("check printed the Redis password:\n%s", out.String())
+			}
+		})
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"jwtgate/handlers/authn"
 	"jwtgate/models"
 	"jwtgate/remote"
 )
@@ -56,6 +57,10 @@ type Metrics struct {
 
 	cacheHits, cacheMisses, coalesced, negativeHits, evictions, staleServed prometheus.Counter
 
+	sharedHits, sharedWrites prometheus.Counter
+	sharedMisses             map[string]prometheus.Counter // by authn.SharedMissReasons
+	sharedErrors             *prometheus.CounterVec
+
 	refusals     *prometheus.CounterVec
 	refusalsBy   map[string]prometheus.Counter
 	userFetches  *prometheus.CounterVec
@@ -93,6 +98,10 @@ func New(routes []string) *Metrics {
 		negativeHits: f.counter("jwtgate_verify_cache_negative_hits_total", "Tokens refused from the negative cache without a call home."),
 		evictions:    f.counter("jwtgate_verify_cache_evictions_total", "Verdicts pushed out of a full verify cache."),
 		staleServed:  f.counter("jwtgate_verify_cache_stale_served_total", "Verdicts served past their TTL under auth.cache.stale_grace while the auth service was unavailable."),
+		sharedHits:   f.counter("jwtgate_shared_cache_hits_total", "Verdicts taken from the shared cache in Redis on a miss of the in-process cache (no call home)."),
+		sharedWrites: f.counter("jwtgate_shared_cache_writes_total", "Verdicts written to the shared cache in Redis."),
+		sharedErrors: f.counterVec("jwtgate_shared_cache_errors_total",
+			"Redis commands of the shared cache that failed or timed out, by operation (get, set, del, ping).", "op"),
 		refusals: f.counterVec("jwtgate_auth_refusals_total",
 			"Requests refused authentication, by reason.", "reason"),
 		userFetches: f.counterVec("jwtgate_user_fetches_total",
@@ -119,6 +128,15 @@ func New(routes []string) *Metrics {
 	m.mirrorOK, m.mirrorFailed = mirror.WithLabelValues("ok"), mirror.WithLabelValues("error")
 	reloads := f.counterVec("jwtgate_config_reloads_total", "Settings reloads (SIGHUP, reload.watch), by result (ok, error).", "result")
 	m.reloadOK, m.reloadError = reloads.WithLabelValues("ok"), reloads.WithLabelValues("error")
+	misses := f.counterVec("jwtgate_shared_cache_misses_total",
+		"Lookups in the shared cache that gave no usable verdict, by reason (absent, unavailable: Redis failed or is skipped after a failure, version, bad_mac, garbled, mismatch: an entry that failed its checks, expired).", "reason")
+	m.sharedMisses = make(map[string]prometheus.Counter, len(authn.SharedMissReasons))
+	for _, r := range authn.SharedMissReasons {
+		m.sharedMisses[r] = misses.WithLabelValues(r)
+	}
+	for _, op := range []string{"get", "set", "del", "ping"} {
+		m.sharedErrors.WithLabelValues(op)
+	}
 	m.refusalsBy = make(map[string]prometheus.Counter, len(reasons))
 	for _, r := range reasons {
 		m.refusalsBy[r] = m.refusals.WithLabelValues(r)
@@ -157,6 +175,22 @@ func (m *Metrics) Evicted() { m.evictions.Inc() }
 
 // StaleServed counts a verdict served past its TTL under stale_grace.
 func (m *Metrics) StaleServed() { m.staleServed.Inc() }
+
+// SharedCacheHit counts a verdict taken from the shared cache.
+func (m *Metrics) SharedCacheHit() { m.sharedHits.Inc() }
+
+// SharedCacheMiss counts a shared cache lookup without a usable verdict.
+func (m *Metrics) SharedCacheMiss(reason string) {
+	if c, ok := m.sharedMisses[reason]; ok {
+		c.Inc()
+	}
+}
+
+// SharedCacheWrite counts a verdict written to the shared cache.
+func (m *Metrics) SharedCacheWrite() { m.sharedWrites.Inc() }
+
+// SharedCacheError counts a failed Redis command (remote.SharedCacheObserver).
+func (m *Metrics) SharedCacheError(op string) { m.sharedErrors.WithLabelValues(op).Inc() }
 
 // Refused counts a refusal by reason.
 func (m *Metrics) Refused(reason string) {

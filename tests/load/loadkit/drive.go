@@ -124,6 +124,60 @@ func cmdWarm(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Wri
 	return ctx.Err()
 }
 
+// cmdRoundRobin sends every token to every replica, as a round-robin load
+// balancer in front of them would over a token's life: in round r, token i
+// goes to replica (i+r) mod K, so a token's requests land on a different
+// replica each round and are a whole round (all the tokens) apart.
+func cmdRoundRobin(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	urls := fs.String("urls", "", "comma-separated URLs to GET, one per replica")
+	file := fs.String("tokens", "", "token file (or FILE.0, FILE.1, ...)")
+	rounds := fs.Int("rounds", 3, "times each token is sent (each time to the next replica)")
+	conns := fs.Int("c", 16, "concurrent requests")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	targets := strings.Split(*urls, ",")
+	if *urls == "" || *rounds < 1 || *conns < 1 {
+		return errors.New("need -urls, -rounds >= 1 and -c >= 1")
+	}
+	toks, err := readTokens(*file)
+	if err != nil {
+		return err
+	}
+	c := newClient(*conns)
+	start := time.Now()
+	statuses := map[string]int{}
+	var mu sync.Mutex
+	for r := range *rounds {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range *conns {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(len(toks)) || ctx.Err() != nil {
+						return
+					}
+					status, err := get(ctx, c, targets[(int(i)+r)%len(targets)], toks[i])
+					key := strconv.Itoa(status)
+					if err != nil {
+						key = "error"
+					}
+					mu.Lock()
+					statuses[key]++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	fmt.Fprintf(stdout, "rr: %d tokens x %d rounds over %d replicas in %s: %v\n", len(toks), *rounds, len(targets), time.Since(start).Round(time.Millisecond), statuses)
+	if statuses["200"] != len(toks)**rounds {
+		return fmt.Errorf("rr: not every request was accepted: %v", statuses)
+	}
+	return ctx.Err()
+}
+
 // sample is one soak measurement of the gateway process.
 type sample struct {
 	At         time.Duration

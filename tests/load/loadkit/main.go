@@ -44,6 +44,7 @@ var commands = map[string]func(ctx context.Context, fs *flag.FlagSet, args []str
 	"mint":     cmdMint,
 	"seed":     cmdSeed,
 	"warm":     cmdWarm,
+	"rr":       cmdRoundRobin,
 	"soak":     cmdSoak,
 	"freeport": cmdFreePort,
 	"gateway":  cmdGateway,
@@ -51,7 +52,7 @@ var commands = map[string]func(ctx context.Context, fs *flag.FlagSet, args []str
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: loadkit upstream|proxy|keygen|mint|seed|warm|soak|freeport|gateway [flags]")
+		return errors.New("usage: loadkit upstream|proxy|keygen|mint|seed|warm|rr|soak|freeport|gateway [flags]")
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
