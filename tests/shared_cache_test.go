@@ -67,7 +67,10 @@ func TestSharedCacheReplicas(t *testing.T) {
 	rdb, prefix := testRedis(t)
 	fa, aliceID := newFake(t, fakeauth.Options{})
 	up := startUpstream(t)
-	cfg := sharedConfig(dsn, "redis://127.0.0.1:6379/0", prefix)
+	// A generous redis_timeout: these assertions count calls home, and the
+	// default 50ms can pass on a machine busy with the other test packages
+	// (a timed-out write is then a call home on B, by design).
+	cfg := strings.Replace(sharedConfig(dsn, "redis://127.0.0.1:6379/0", prefix), "    redis_prefix:", "    redis_timeout: 2s\n    redis_prefix:", 1)
 	a := startGateway(t, cfg, fa.URL(), up.URL, nil)
 	b := startGateway(t, cfg, fa.URL(), up.URL, nil)
 	bMetrics := miscMetricsURL(t, b)
