@@ -3,14 +3,19 @@ package tests
 import (
 	"crypto/rsa"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"jwtgate/handlers"
+	"jwtgate/models"
 )
 
 // movingDiscovery is an OpenID provider's discovery document on loopback
@@ -20,6 +25,7 @@ type movingDiscovery struct {
 	jwks   string // path of the JWKS the document names
 	issuer string // "" : the server's URL
 	down   bool
+	authz  string // path of the authorization endpoint
 }
 
 func (m *movingDiscovery) set(f func(m *movingDiscovery)) {
@@ -32,7 +38,7 @@ func (m *movingDiscovery) set(f func(m *movingDiscovery)) {
 // /jwks-<kid>.
 func startMovingDiscovery(t *testing.T, keys map[string]*rsa.PrivateKey) (*httptest.Server, *movingDiscovery) {
 	t.Helper()
-	m := &movingDiscovery{jwks: "/jwks-a"}
+	m := &movingDiscovery{jwks: "/jwks-a", authz: "/auth-1"}
 	mux := http.NewServeMux()
 	var srv *httptest.Server
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
@@ -46,7 +52,10 @@ func startMovingDiscovery(t *testing.T, keys map[string]*rsa.PrivateKey) (*httpt
 		if iss == "" {
 			iss = srv.URL
 		}
-		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": iss, "jwks_uri": srv.URL + m.jwks})
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": iss, "jwks_uri": srv.URL + m.jwks, "authorization_endpoint": srv.URL + m.authz,
+			"token_endpoint": srv.URL + "/token", "id_token_signing_alg_values_supported": []string{"RS256"},
+		})
 	})
 	for kid, k := range keys {
 		mux.HandleFunc("/jwks-"+kid, func(w http.ResponseWriter, _ *http.Request) {
@@ -137,4 +146,53 @@ routes:
 	if a, b := status(tokA), status(tokB); a != http.StatusUnauthorized || b != http.StatusOK {
 		t.Fatalf("after a refused issuer change: key a %d (want 401), key b %d (want 200)", a, b)
 	}
+}
+
+// TestDiscoveryRefreshFollowsTheLoginProvider: the browser login's
+// document (oidc.discovery_url) is refetched too; a moved
+// authorization_endpoint is where the next login goes, without a restart.
+func TestDiscoveryRefreshFollowsTheLoginProvider(t *testing.T) {
+	keyA, _, _ := rsaKeyPEM(t)
+	srv, doc := startMovingDiscovery(t, map[string]*rsa.PrivateKey{"a": keyA})
+	disc := srv.URL + "/.well-known/openid-configuration"
+	yaml := `
+listen: "127.0.0.1:0"
+auth_service: {url: "http://127.0.0.1:1", timeout: 2s}
+database: {driver: sqlite, dsn: "` + filepath.Join(t.TempDir(), "jwtgate.db") + `"}
+auth:
+  verify: local
+  local: {discovery_url: "` + disc + `", jwks_refresh_interval: 100ms}
+users: {source: claims}
+browser: {enabled: true, access_cookie: true, refresh_cookie: {secure: false}}
+oidc: {discovery_url: "` + disc + `", client_id: gw, client_secret: "env:SECRET", redirect_url: "http://127.0.0.1:9/auth/oidc/callback"}
+`
+	env := func(k string) string {
+		if k == "SECRET" {
+			return "s"
+		}
+		return ""
+	}
+	s, err := models.LoadSettings(strings.NewReader(yaml), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := handlers.NewGateway(t.Context(), settingsRuntime(t, s), slog.New(slog.DiscardHandler), handlers.Options{Getenv: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(g.Handler)
+	t.Cleanup(func() {
+		gw.Close()
+		_ = g.Close()
+	})
+	loginGoesTo := func() string {
+		r := send(t, http.DefaultClient, gw.URL+"/auth/oidc/login?next=/")
+		loc, _, _ := strings.Cut(r.Header.Get("Location"), "?")
+		return loc
+	}
+	if l := loginGoesTo(); l != srv.URL+"/auth-1" {
+		t.Fatalf("login redirects to %q, want the document's authorization_endpoint", l)
+	}
+	doc.set(func(m *movingDiscovery) { m.authz = "/auth-2" })
+	within(t, 10*time.Second, "the login follows the moved authorization_endpoint", func() bool { return loginGoesTo() == srv.URL+"/auth-2" })
 }
