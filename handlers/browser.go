@@ -320,9 +320,11 @@ func (b *browser) setCookie(w http.ResponseWriter, name, value, path string, max
 	})
 }
 
-// setRefresh stores a refresh token in its cookie, for its lifetime.
+// setRefresh stores a refresh token (marked when the provider login made
+// it) in its cookie, for its lifetime.
 func (b *browser) setRefresh(w http.ResponseWriter, tok string) {
-	b.setCookie(w, b.cfg.RefreshCookie.Name, tok, b.cfg.RefreshCookie.Path, b.lifetime(tok), true)
+	raw, _ := unmarkRefresh(tok)
+	b.setCookie(w, b.cfg.RefreshCookie.Name, tok, b.cfg.RefreshCookie.Path, b.lifetime(raw), true)
 }
 
 // setAccess stores an access token in its cookie (path /), for its lifetime.

@@ -34,6 +34,9 @@ type browserTokens struct {
 	// the user whose verified access token raw is (the per-user cutoff).
 	revokeUser func(ctx context.Context, raw string) error
 	now        func() time.Time
+	// oidc refreshes and revokes the sessions the provider login made
+	// (their refresh cookie is marked); nil when oidc is off.
+	oidc *oidcLogin
 }
 
 // fromBrowser reports whether c is a browser request in browser mode.
@@ -157,8 +160,7 @@ func (bt *browserTokens) refresh(next gin.HandlerFunc) gin.HandlerFunc {
 			errNoRefreshToken.abort(c)
 			return
 		}
-		body, _ := json.Marshal(map[string]string{"refresh": tok})
-		resp, ok := bt.relay(c, remote.EndpointRefresh, "application/json", body)
+		resp, ok := bt.exchange(c, tok)
 		if !ok {
 			return
 		}
@@ -172,6 +174,24 @@ func (bt *browserTokens) refresh(next gin.HandlerFunc) gin.HandlerFunc {
 		}
 		writeRemote(c.Writer, resp)
 	}
+}
+
+// exchange trades the refresh cookie's token for new tokens where it was
+// issued: a marked one at the provider (oidc_refresh.go), any other at the
+// auth service. The answer is the auth service's shape either way; on an
+// error it has answered.
+func (bt *browserTokens) exchange(c *gin.Context, tok string) (remote.Response, bool) {
+	if raw, provider := unmarkRefresh(tok); provider && bt.oidc != nil {
+		access, _ := cookie(c.Request.Header, bt.b.cfg.AccessCookieName)
+		resp, err := bt.oidc.refreshSession(c.Request.Context(), raw, access)
+		if err != nil {
+			fail(c, bt.log, err)
+			return resp, false
+		}
+		return resp, true
+	}
+	body, _ := json.Marshal(map[string]string{"refresh": tok})
+	return bt.relay(c, remote.EndpointRefresh, "application/json", body)
 }
 
 // sessionTokens returns the refresh and access tokens a logout or
@@ -242,8 +262,17 @@ func (bt *browserTokens) logout(c *gin.Context) {
 }
 
 // endSession blacklists refresh (best effort: a failure is logged) and
-// revokes access and refresh at the edge.
+// revokes access and refresh at the edge. A refresh token the provider
+// login made is revoked at the provider instead (best effort too).
 func (bt *browserTokens) endSession(c *gin.Context, ctx context.Context, refresh, access string) {
+	if raw, provider := unmarkRefresh(refresh); provider {
+		if bt.oidc != nil && bt.oidc.cl.revocation != "" {
+			if err := bt.oidc.revokeAtProvider(ctx, raw); err != nil {
+				bt.log.WarnContext(ctx, "logout: could not revoke the refresh token at the provider; cookies cleared anyway", "err", err)
+			}
+		}
+		refresh = ""
+	}
 	if refresh != "" {
 		b, _ := json.Marshal(map[string]string{"refresh": refresh})
 		hdr := http.Header{}

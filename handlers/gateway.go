@@ -66,6 +66,9 @@ type Gateway struct {
 	tracing   *tracing.Tracing // nil: traces off
 	closeOnce sync.Once
 	closeErr  error
+
+	// stopDiscovery stops the periodic discovery refresh and waits.
+	stopDiscovery func()
 }
 
 // core are the long-lived parts every snapshot shares: a reload keeps
@@ -84,10 +87,13 @@ type core struct {
 	upstreamRT http.RoundTripper
 	tracing    *tracing.Tracing // nil: traces off
 	// oidc is the browser login's provider client (oidc: needs a restart
-	// to change); nil when it is off.
+	// to change); nil when it is off. The discovery refresh replaces it,
+	// under reloadMu.
 	oidc *oidcClient
 	// watchKeys: the identity keyring follows its files (Options.NoKeyFileWatch).
 	watchKeys bool
+	// userinfo is users.source: userinfo's fetcher; nil for other sources.
+	userinfo *authn.Userinfo
 }
 
 // snapshot is everything built from one version of the settings: the
@@ -104,6 +110,8 @@ type snapshot struct {
 	budget   *callBudget // nil: calls home unbounded
 	auth     authn.Config
 	authn    *authn.Authenticator // a view with auth's settings
+	// discovered is what the discovery documents said when it was built.
+	discovered authn.Discovered
 }
 
 // Options adjust a Gateway for tests; the zero value is production.
@@ -225,6 +233,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 			return fail(snap, err)
 		}
 		deps.Fetcher = ui
+		g.core.userinfo = ui
 	}
 	if store.Driver() == "postgres" {
 		deps.Peers = notify.NewPublisher(store, log, func(kind string, err error) {
@@ -266,6 +275,7 @@ func NewGateway(ctx context.Context, cfg *models.Runtime, log *slog.Logger, opt 
 		// Each Check asks the decision of the snapshot current then.
 		g.ExtAuthz = newExtAuthzServer(func() *decider { return g.snap.Load().decider }, log, tr)
 	}
+	g.stopDiscovery = g.startDiscoveryRefresh()
 	hc.Start()
 	return g, nil
 }
@@ -285,7 +295,7 @@ func (h gatewayHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) verification(ctx context.Context, cfg *models.Runtime, discovered authn.Discovered, prev *snapshot) (*snapshot, error) {
 	c := g.core
 	s := cfg.Settings
-	snap := &snapshot{cfg: cfg, settings: s, auth: authn.ConfigFrom(s)}
+	snap := &snapshot{cfg: cfg, settings: s, auth: authn.ConfigFrom(s), discovered: discovered}
 	if s.Auth.Verify == models.VerifyIntrospect {
 		ic, err := introspectionClient(s, discovered, c.getenv, c.log, c.now)
 		if err != nil {
@@ -510,6 +520,9 @@ const (
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.Health.Stop()
+		if g.stopDiscovery != nil {
+			g.stopDiscovery() // first: a discovery refresh reloads under reloadMu
+		}
 		g.reloadMu.Lock()
 		if g.keys != nil {
 			g.keys.close()

@@ -46,7 +46,10 @@ type oidcClient struct {
 	revocation string
 	hc         *http.Client
 	key        []byte // HMAC key of the state cookie, derived from the client secret
-	used       usedStates
+	used       *usedStates
+	// doc is the discovery document it was built from (the periodic
+	// discovery refresh compares the provider's current one with it).
+	doc authn.Discovery
 }
 
 // usedStates remembers the states this process has finished, until they
@@ -117,6 +120,13 @@ func newOIDCClient(ctx context.Context, s models.Settings, getenv func(string) s
 	if err != nil {
 		return nil, err
 	}
+	return oidcClientFrom(ctx, s, d, hc, getenv, now)
+}
+
+// oidcClientFrom builds the browser login's client from the provider's
+// discovery document d.
+func oidcClientFrom(ctx context.Context, s models.Settings, d authn.Discovery, hc *http.Client, getenv func(string) string, now func() time.Time) (*oidcClient, error) {
+	o := s.OIDC
 	name := strings.TrimPrefix(o.ClientSecret, models.KeyEnvPrefix)
 	secret := getenv(name)
 	if secret == "" {
@@ -147,6 +157,8 @@ func newOIDCClient(ctx context.Context, s models.Settings, getenv func(string) s
 		revocation: d.RevocationEndpoint,
 		hc:         hc,
 		key:        oidcStateKey(secret),
+		doc:        d,
+		used:       &usedStates{},
 	}, nil
 }
 
@@ -288,14 +300,15 @@ func (o *oidcLogin) callback(c *gin.Context) {
 		fail(c, o.log, err)
 		return
 	}
-	if !o.sameUser(p, idt) {
+	if !o.sameUser(p, idt.Subject, idt.Issuer) {
 		errOIDCOtherUser.abort(c)
 		return
 	}
 	w := c.Writer
 	o.b.setCookie(w, o.b.cfg.AccessCookieName, tok.AccessToken, "/", o.maxAge(tok.AccessToken, tok.Expiry), true)
 	if tok.RefreshToken != "" {
-		o.b.setCookie(w, o.b.cfg.RefreshCookie.Name, tok.RefreshToken, o.b.cfg.RefreshCookie.Path, o.maxAge(tok.RefreshToken, time.Time{}), true)
+		// Marked: its refresh goes to the provider (oidc_refresh.go).
+		o.b.setCookie(w, o.b.cfg.RefreshCookie.Name, oidcRefreshMark+tok.RefreshToken, o.b.cfg.RefreshCookie.Path, o.maxAge(tok.RefreshToken, time.Time{}), true)
 	}
 	o.b.setCookie(w, oidcIDCookie, rawID, oidcIDCookiePath, 0, true)
 	o.b.setCSRF(w)
@@ -304,20 +317,21 @@ func (o *oidcLogin) callback(c *gin.Context) {
 	c.Status(http.StatusFound)
 }
 
-// sameUser reports whether the access token's user is the ID token's:
-// the sub claim (or, when auth.user_id_claim is sub, the token's user id)
-// and, when the principal names an issuer, the issuer.
-func (o *oidcLogin) sameUser(p authn.Principal, idt *oidc.IDToken) bool {
-	sub := ""
+// sameUser reports whether the access token's user is the one sub and
+// iss name (the ID token's): the sub claim (or, when auth.user_id_claim is
+// sub, the token's user id) and, when the principal names an issuer, the
+// issuer.
+func (o *oidcLogin) sameUser(p authn.Principal, sub, iss string) bool {
+	own := ""
 	if o.userIDClaim == "sub" {
-		sub = p.Token.UserID
+		own = p.Token.UserID
 	} else if s, ok := p.Claims()["sub"].(string); ok {
-		sub = s
+		own = s
 	}
-	if sub != "" && sub != idt.Subject {
+	if own != "" && own != sub {
 		return false
 	}
-	return p.Issuer == "" || p.Issuer == idt.Issuer
+	return p.Issuer == "" || p.Issuer == iss
 }
 
 // maxAge is a token cookie's Max-Age: the token's remaining lifetime from
@@ -384,6 +398,7 @@ func (o *oidcLogin) logout(c *gin.Context) {
 	h := c.Request.Header
 	access, _ := cookie(h, o.b.cfg.AccessCookieName)
 	refresh, _ := cookie(h, o.b.cfg.RefreshCookie.Name)
+	refresh, _ = unmarkRefresh(refresh)
 	idTok, _ := cookie(h, oidcIDCookie)
 	ctx := context.WithoutCancel(c.Request.Context())
 	if access != "" {

@@ -97,6 +97,9 @@ func newRouter(d routerDeps) *gin.Engine {
 			return d.auth.RevokeUser(ctx, p.User.Key(), "password_change")
 		},
 	}
+	if br != nil && d.oidc != nil {
+		bt.oidc = &oidcLogin{cl: d.oidc, b: br, log: d.log, auth: d.auth, userIDClaim: s.Auth.UserIDClaim, now: d.now}
+	}
 	r.POST("/auth/token/", d.login.handler(), bt.login(handleRelay(d.log, d.remote, remote.EndpointToken, as.MaxBodyBytes,
 		both(warmIssued(d.auth), mirrorLogin(d.log, d.remote, d.auth, s.Auth.UserIDClaim, d.now)))))
 	// A refresh token issued before its user's cutoff is refused here,
@@ -114,8 +117,7 @@ func newRouter(d routerDeps) *gin.Engine {
 	if br != nil {
 		r.GET("/auth/csrf/", bt.csrf)
 	}
-	if br != nil && d.oidc != nil {
-		ol := &oidcLogin{cl: d.oidc, b: br, log: d.log, auth: d.auth, userIDClaim: s.Auth.UserIDClaim, now: d.now}
+	if ol := bt.oidc; ol != nil {
 		r.GET("/auth/oidc/login", ol.login)
 		r.GET(models.OIDCCallbackPath, ol.callback)
 		r.GET("/auth/oidc/logout", ol.logout)

@@ -163,7 +163,8 @@ type LocalVerif struct {
 	Issuer       string        `yaml:"issuer"`
 	Audience     string        `yaml:"audience"`
 	Leeway       time.Duration `yaml:"leeway"`
-	// JWKSRefreshInterval is how often every JWKS is fetched again.
+	// JWKSRefreshInterval is how often every JWKS, and every discovery
+	// document (auth.local's, the issuers', oidc's), is fetched again.
 	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
 	// JWKSRefetchInterval bounds refetches caused by tokens whose kid is
 	// not in the JWKS: at most one per interval and JWKS.

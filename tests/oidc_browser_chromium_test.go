@@ -45,7 +45,8 @@ func browserDo(t *testing.T, tab context.Context, what string, actions ...chrome
 // provider's login and consent pages, the callback ends in browser mode's
 // cookie session on /app/, the page's API call is authorized by a
 // claim-mapped role, and logout goes through the provider's end-session
-// page back to the gateway with every session cookie gone.
+// page back to the gateway with every session cookie gone. In between,
+// the page's refresh renews the session through the provider.
 func TestOIDCBrowserChromium(t *testing.T) {
 	spa := httptest.NewServer(http.StripPrefix("/app/", http.FileServer(http.Dir("browser"))))
 	t.Cleanup(spa.Close)
@@ -81,6 +82,18 @@ func TestOIDCBrowserChromium(t *testing.T) {
 	hdrs, _ := r.Body["headers"].(map[string]any)
 	if id, _ := hdrs["X-User-Id"].([]any); r.Status != http.StatusOK || len(id) != 1 || id[0] != "alice" {
 		t.Fatalf("API call from the page: %+v", r)
+	}
+
+	// The page renews the session (fetch with the CSRF header): the refresh
+	// goes to the provider; new access and rotated refresh cookies.
+	browserEval(t, tab, `app.refresh()`, &r)
+	renewed := browserCookies(t, tab, e.gw.URL+"/auth/")
+	if a, rt := renewed["access_token"], renewed["refresh_token"]; r.Status != http.StatusOK || a == nil || rt == nil ||
+		a.Value == jar["access_token"].Value || rt.Value == jar["refresh_token"].Value {
+		t.Fatalf("refresh from the page: %+v, cookies %+v", r, renewed)
+	}
+	if browserEval(t, tab, `app.get("/api/billing/invoices")`, &r); r.Status != http.StatusOK {
+		t.Fatalf("API call after the refresh: %+v", r)
 	}
 
 	// Logout from a link on the page: the provider asks, then sends the

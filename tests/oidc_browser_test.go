@@ -23,7 +23,7 @@ import (
 // and routes whose rules read the claim-mapped roles.
 const oidcBrowserConfig = `
 listen: "127.0.0.1:0"
-auth_service: {url: "http://127.0.0.1:1", timeout: 2s}
+auth_service: {url: "%AUTH%", timeout: 2s}
 database: {driver: sqlite, dsn: "%DB%"}
 auth:
   verify: local
@@ -61,6 +61,13 @@ type oidcBrowserEnv struct {
 // the gateway's callback and post-logout URL registered, then the gateway.
 func oidcBrowserStart(t *testing.T, spaURL string) *oidcBrowserEnv {
 	t.Helper()
+	return oidcBrowserStartAuth(t, spaURL, "http://127.0.0.1:1")
+}
+
+// oidcBrowserStartAuth is oidcBrowserStart with a SimpleJWT auth service
+// at authURL beside the provider.
+func oidcBrowserStartAuth(t *testing.T, spaURL, authURL string) *oidcBrowserEnv {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +76,7 @@ func oidcBrowserStart(t *testing.T, spaURL string) *oidcBrowserEnv {
 	p := oidcStart(t, "OIDC_BROWSER_REDIRECTS="+gwURL+"/auth/oidc/callback", "OIDC_BROWSER_POST_LOGOUT="+gwURL+"/app/bye")
 	up := startUpstream(t)
 	db := filepath.Join(t.TempDir(), "jwtgate.db")
-	yaml := fill(oidcBrowserConfig, "DISCOVERY", p.Discovery(), "GW", gwURL, "SPA", spaURL, "UPSTREAM", up.URL, "DB", db)
+	yaml := fill(oidcBrowserConfig, "DISCOVERY", p.Discovery(), "GW", gwURL, "SPA", spaURL, "UPSTREAM", up.URL, "DB", db, "AUTH", authURL)
 	env := func(k string) string {
 		if k == "OIDC_SECRET" {
 			return "browser-secret"

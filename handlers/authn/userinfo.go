@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"jwtgate/models"
@@ -16,15 +17,25 @@ import (
 // users section's mapping. It is a UserFetcher: the mirror, its refresh
 // and the outage handling are the auth service's.
 type Userinfo struct {
-	endpoint string
+	endpoint atomic.Pointer[string]
 	hc       *http.Client
 	mapping  *models.UserMapping
 }
 
 // NewUserinfo builds the fetcher for a userinfo endpoint.
 func NewUserinfo(endpoint string, hc *http.Client, mapping *models.UserMapping) *Userinfo {
-	return &Userinfo{endpoint: endpoint, hc: hc, mapping: mapping}
+	u := &Userinfo{hc: hc, mapping: mapping}
+	u.endpoint.Store(&endpoint)
+	return u
 }
+
+// SetEndpoint moves the fetcher to another userinfo endpoint (the
+// provider's discovery document named a new one); fetches in flight
+// finish on the old one.
+func (u *Userinfo) SetEndpoint(endpoint string) { u.endpoint.Store(&endpoint) }
+
+// Endpoint is the userinfo endpoint users are fetched from.
+func (u *Userinfo) Endpoint() string { return *u.endpoint.Load() }
 
 // maxUserinfoBytes bounds a userinfo answer.
 const maxUserinfoBytes = 1 << 20
@@ -33,7 +44,7 @@ const maxUserinfoBytes = 1 << 20
 // token (models.ErrTokenInvalid), 403 about the caller's rights; no answer
 // or a 5xx is models.ErrAuthUnavailable.
 func (u *Userinfo) FetchUser(ctx context.Context, token, id string, now time.Time) (models.User, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.endpoint, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.Endpoint(), nil)
 	if err != nil {
 		return models.User{}, fmt.Errorf("userinfo: %w", err)
 	}

@@ -16,7 +16,8 @@
 //   redirect_uris and post_logout_redirect_uris come from the environment
 //   (OIDC_BROWSER_REDIRECTS, OIDC_BROWSER_POST_LOGOUT: comma-separated), its
 //   access tokens are JWTs for urn:my-api without a resource parameter (as
-//   Keycloak's audience mapper does), and it gets refresh tokens;
+//   Keycloak's audience mapper does), and it gets refresh tokens, rotated
+//   on every use;
 // - one storage shared by every provider instance (rotation builds a new
 //   one), without the default in-memory adapter's 1 000-entry bound.
 import { createServer } from 'node:http';
@@ -143,6 +144,12 @@ function build() {
       },
     },
     pkce: { required: (_ctx, client) => client.clientId === browserClient },
+    // The browser client's refresh tokens rotate on every use (a reused
+    // one is refused and ends its grant); others keep the default (rotate
+    // past 70% of the lifetime).
+    rotateRefreshToken(ctx) {
+      return ctx.oidc.client.clientId === browserClient || ctx.oidc.entities.RefreshToken.ttlPercentagePassed() >= 70;
+    },
     async issueRefreshToken(_ctx, client, source) {
       return client.grantTypeAllowed('refresh_token') && (client.clientId === browserClient || source.scopes.has('offline_access'));
     },
