@@ -274,7 +274,9 @@ func TestLoadBulkheadFullIs503(t *testing.T) {
 			}))
 			t.Cleanup(auth.Close)
 			t.Cleanup(func() { close(hung) })
-			cfg := strings.Replace(baseConfig, "  timeout: 500ms", "  timeout: 1500ms\n  max_in_flight: 1\n  circuit: {failures: 0}\nthrottle:\n  calls_home_per_client: \"off\"", 1)
+			// 4s: the two queued requests must reach the bulkhead while the held
+			// call still holds the slot, even on a machine busy with other packages.
+			cfg := strings.Replace(baseConfig, "  timeout: 500ms", "  timeout: 4s\n  max_in_flight: 1\n  circuit: {failures: 0}\nthrottle:\n  calls_home_per_client: \"off\"", 1)
 			gw := startGateway(t, cfg, auth.URL, startUpstream(t).URL, nil)
 
 			held := make(chan *http.Response, 1)
