@@ -130,6 +130,13 @@ routes:
 // authURL and upstreamURL, with a fresh SQLite file, and serves it.
 func startGateway(t testing.TB, yaml, authURL, upstreamURL string, now func() time.Time) *gateway {
 	t.Helper()
+	return startGatewayAt(t, slog.LevelDebug, yaml, authURL, upstreamURL, now)
+}
+
+// startGatewayAt is startGateway logging at level (the benchmarks use
+// warn, as the load benchmark's gateways do: no access log line).
+func startGatewayAt(t testing.TB, level slog.Level, yaml, authURL, upstreamURL string, now func() time.Time) *gateway {
+	t.Helper()
 	if yaml == "" {
 		yaml = baseConfig
 	}
@@ -140,7 +147,7 @@ func startGateway(t testing.TB, yaml, authURL, upstreamURL string, now func() ti
 		t.Fatalf("settings: %v", err)
 	}
 	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	gw, err := handlers.NewGateway(t.Context(), settingsRuntime(t, s), log, handlers.Options{Now: now})
 	if err != nil {
 		t.Fatalf("gateway: %v", err)
