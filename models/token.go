@@ -109,6 +109,11 @@ type Token struct {
 	// every valid spelling of one token (an ECDSA signature has two) has
 	// one key.
 	Key [32]byte
+	// Header and Signature are the decoded JOSE header and signature of a
+	// token PrecheckToken has just checked, so a verifier need not decode
+	// the token again; nil for a token rebuilt from a cached verdict.
+	Header    map[string]any
+	Signature []byte
 }
 
 // RevocationKey returns Token.Key for a token with the given claims and
@@ -212,7 +217,8 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 		claims[k] = plainNumbers(v)
 	}
 	iss, _ := claims["iss"].(string)
-	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, IssuedAt: iat, Key: RevocationKey(claims, raw)}, nil
+	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, IssuedAt: iat, Key: RevocationKey(claims, raw),
+		Header: header, Signature: dec[2]}, nil
 }
 
 // strictB64 refuses padding, the standard alphabet and non-zero unused
