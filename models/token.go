@@ -130,19 +130,27 @@ var precheckParser = jwt.NewParser(jwt.WithJSONNumber())
 
 // decodeParts decodes a token's decoded header and claims segments as
 // golang-jwt's ParseUnverified does with jwt.WithJSONNumber (the header with
-// json.Unmarshal, the claims with numbers as json.Number), and fails where
+// json.Unmarshal, the claims with numbers as json.Number), through
+// decodeObject (no reflection) unless it leaves them to encoding/json. The
+// segments passed checkShape: valid JSON objects. It fails where
 // it fails: an alg that is not a string naming a signing method golang-jwt
 // knows. Unlike ParseUnverified it takes the bytes already decoded.
 func decodeParts(header, claimBytes []byte) (map[string]any, jwt.MapClaims, error) {
-	var h map[string]any
-	if err := json.Unmarshal(header, &h); err != nil {
-		return nil, nil, fmt.Errorf("header: %w", err)
+	h, ok := decodeObject(header, false)
+	if !ok {
+		if err := json.Unmarshal(header, &h); err != nil {
+			return nil, nil, fmt.Errorf("header: %w", err)
+		}
 	}
-	claims := jwt.MapClaims{}
-	d := json.NewDecoder(bytes.NewReader(claimBytes))
-	d.UseNumber()
-	if err := d.Decode(&claims); err != nil {
-		return nil, nil, fmt.Errorf("claims: %w", err)
+	c, ok := decodeObject(claimBytes, true)
+	claims := jwt.MapClaims(c)
+	if !ok {
+		claims = jwt.MapClaims{}
+		d := json.NewDecoder(bytes.NewReader(claimBytes))
+		d.UseNumber()
+		if err := d.Decode(&claims); err != nil {
+			return nil, nil, fmt.Errorf("claims: %w", err)
+		}
 	}
 	alg, ok := h["alg"].(string)
 	if !ok || jwt.GetSigningMethod(alg) == nil {
