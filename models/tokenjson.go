@@ -81,21 +81,31 @@ func (d *objDecoder) object() (map[string]any, bool) {
 			return nil, false
 		}
 		m[k] = v
-		d.skip()
-		if d.i >= len(d.b) {
+		if done, ok := d.after('}'); !ok {
 			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
+		} else if done {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
 	return nil, false
+}
+
+// after reads what follows a member or element: a comma (more follow) or
+// closer (done); anything else is not ok.
+func (d *objDecoder) after(closer byte) (done, ok bool) {
+	d.skip()
+	if d.i >= len(d.b) {
+		return false, false
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		return false, true
+	case closer:
+		d.i++
+		return true, true
+	}
+	return false, false
 }
 
 func (d *objDecoder) array() ([]any, bool) {
@@ -112,18 +122,10 @@ func (d *objDecoder) array() ([]any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		d.skip()
-		if d.i >= len(d.b) {
+		if done, ok := d.after(']'); !ok {
 			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		} else if done {
 			return a, true
-		default:
-			return nil, false
 		}
 	}
 	return nil, false
