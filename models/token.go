@@ -114,6 +114,17 @@ type Token struct {
 	// the token again; nil for a token rebuilt from a cached verdict.
 	Header    map[string]any
 	Signature []byte
+	// from and fromLen identify the text Header and Signature were decoded
+	// from (DecodedFrom); an address, so printing a Token shows no token.
+	from    *byte
+	fromLen int
+}
+
+// DecodedFrom reports whether t's Header and Signature were decoded from
+// raw itself (the same string, not merely an equal one): only then may a
+// verifier check raw with them instead of decoding raw again.
+func (t *Token) DecodedFrom(raw string) bool {
+	return t.Header != nil && t.from != nil && t.from == unsafe.StringData(raw) && t.fromLen == len(raw)
 }
 
 // RevocationKey returns Token.Key for a token with the given claims and
@@ -228,7 +239,7 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	}
 	iss, _ := claims["iss"].(string)
 	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, IssuedAt: iat, Key: RevocationKey(claims, raw),
-		Header: header, Signature: dec[2]}, nil
+		Header: header, Signature: dec[2], from: unsafe.StringData(raw), fromLen: len(raw)}, nil
 }
 
 // strictB64 refuses padding, the standard alphabet and non-zero unused

@@ -73,3 +73,37 @@ func TestLocalReusesDecodedToken(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalDecodedTokenBoundToItsText: a pre-checked token is reused only
+// with the very text it was decoded from. Another token's decoded header,
+// signature and claims never stand in for the token being checked: a forged
+// token presented with a genuine token's decoding is still refused.
+func TestLocalDecodedTokenBoundToItsText(t *testing.T) {
+	l := newTestLocal(t, LocalConfig{Issuers: staticIssuer("env:JWT_SECRET")}, env(map[string]string{"JWT_SECRET": testSecret}))
+	genuine := sign(t, jwt.SigningMethodHS256, []byte(testSecret), claims(nil), "")
+	forged := sign(t, jwt.SigningMethodHS256, []byte("not the secret"), claims(map[string]any{"user_id": "1"}), "")
+	pre, err := models.PrecheckToken(genuine, "user_id", 0, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := string([]byte(genuine)) // equal text, another string
+	tests := []struct {
+		name, raw, want string
+		reused          bool
+	}{
+		{"its own text", genuine, "", true},
+		{"an equal copy of its text", copied, "", false},
+		{"another token", forged, models.ReasonBadSignature, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c jwt.RegisteredClaims
+			if _, ok := decodedToken(tt.raw, &pre, &c); ok != tt.reused {
+				t.Fatalf("decoded token reused: %v, want %v", ok, tt.reused)
+			}
+			if got := reason(t, l.VerifyToken(t.Context(), tt.raw, pre)); got != tt.want {
+				t.Fatalf("refusal %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -306,14 +306,15 @@ func (ks *keySet) check(raw string, t *jwt.Token, claims *jwt.RegisteredClaims, 
 var registeredNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
 
 // decodedToken returns pre as golang-jwt's parser would have decoded it,
-// filling claims, when pre carries its decoded header and signature and
+// filling claims, when pre carries the header and signature decoded from
+// raw itself (models.Token.DecodedFrom) and
 // its claims convert exactly: string iss, sub and jti, a string or list of
 // strings aud, integer exp, nbf and iat (json.Number integers, read as
 // float64 by NumericDate: exact below 2^53), and no other spelling of a
 // registered name (encoding/json matches struct fields case-insensitively,
 // so "EXP" would fill ExpiresAt). Anything else is decoded by golang-jwt.
 func decodedToken(raw string, pre *models.Token, claims *jwt.RegisteredClaims) (*jwt.Token, bool) {
-	if pre == nil || pre.Header == nil || pre.Signature == nil || pre.Claims == nil {
+	if pre == nil || !pre.DecodedFrom(raw) || pre.Signature == nil || pre.Claims == nil {
 		return nil, false
 	}
 	m := jwt.GetSigningMethod(pre.Alg)
