@@ -200,13 +200,18 @@ func isWebSocket(h http.Header) bool {
 	return false
 }
 
+// headerWSProtocol is Sec-WebSocket-Protocol's key in an http.Header
+// (canonical: "Socket" in lower case). Every request is looked up, so the
+// key is not canonicalised, and allocated, each time.
+const headerWSProtocol = "Sec-Websocket-Protocol"
+
 // wsProtocolToken takes the access token out of Sec-WebSocket-Protocol:
 // the entry base64url.bearer.authorization.k8s.io.<base64url(token)> (its
 // prefix in any case) is removed, so the upstream never sees it and
 // cannot echo it back; the other entries stay. found is false when no
 // entry carries a token; two entries are errAmbiguousCredential.
 func wsProtocolToken(h http.Header) (raw string, found bool, err error) {
-	vals := h.Values("Sec-WebSocket-Protocol")
+	vals := h[headerWSProtocol]
 	if len(vals) == 0 {
 		return "", false, nil
 	}

@@ -223,3 +223,11 @@ func ginWriterFor(w http.ResponseWriter) gin.ResponseWriter {
 	c, _ := gin.CreateTestContext(w)
 	return c.Writer
 }
+
+// TestBrowserWSProtocolKeyCanonical: the Sec-WebSocket-Protocol key the
+// hot path reads directly is the header's canonical key.
+func TestBrowserWSProtocolKeyCanonical(t *testing.T) {
+	if got := http.CanonicalHeaderKey("Sec-WebSocket-Protocol"); got != headerWSProtocol {
+		t.Fatalf("canonical key %q, headerWSProtocol %q", got, headerWSProtocol)
+	}
+}

@@ -46,8 +46,12 @@ func observe(log *slog.Logger, m *metrics.Metrics, trusted trustedProxies) gin.H
 		if !validRequestID(id) || (len(trusted) > 0 && !trusted.fromTrusted(r)) {
 			id = rand.Text()
 		}
-		r.Header.Set(headerRequestID, id) // relayed to the auth service and upstreams
-		c.Header(headerRequestID, id)
+		// One value slice for the request (relayed to the auth service and
+		// upstreams) and the response: a header's values are replaced or
+		// appended to (a new array at len 1), never written in place.
+		v := []string{id}
+		r.Header[headerRequestID] = v
+		c.Writer.Header()[headerRequestID] = v
 		c.Request = r.WithContext(models.WithRequestID(r.Context(), id))
 
 		c.Next()

@@ -214,21 +214,27 @@ func handleProxy(d *decider) gin.HandlerFunc {
 			return
 		}
 		rt := dec.Route
-		r = r.WithContext(withOutbound(r.Context(), outbound(r.Header, dec)))
-		r.URL.Path, r.URL.RawPath = dec.CleanPath, ""
-		r.Method = dec.Method // the method the decision checked
+		// The context is built whole, then the request copied once
+		// (WithContext copies the whole http.Request).
+		ctx := withOutbound(r.Context(), outbound(r.Header, dec))
+		var body *clientBody
 		if r.Body != nil && r.Body != http.NoBody {
-			b := &clientBody{ReadCloser: r.Body}
-			b.limit(c.Writer, rt.bodyDeadline)
-			r.Body = b
-			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
+			body = &clientBody{ReadCloser: r.Body}
+			body.limit(c.Writer, rt.bodyDeadline)
+			ctx = context.WithValue(ctx, clientBodyKey{}, body)
 		}
 		if rt.Timeout > 0 {
-			ctx, cancel := context.WithCancelCause(r.Context())
+			tctx, cancel := context.WithCancelCause(ctx)
 			defer cancel(nil)
 			timer := time.AfterFunc(rt.Timeout, func() { cancel(errUpstreamSlow) })
 			defer timer.Stop()
-			r = r.WithContext(context.WithValue(ctx, headerTimerKey{}, timer))
+			ctx = context.WithValue(tctx, headerTimerKey{}, timer)
+		}
+		r = r.WithContext(ctx)
+		r.URL.Path, r.URL.RawPath = dec.CleanPath, ""
+		r.Method = dec.Method // the method the decision checked
+		if body != nil {
+			r.Body = body
 		}
 		rt.proxy.ServeHTTP(c.Writer, r)
 	}

@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -109,6 +109,22 @@ type Token struct {
 	// every valid spelling of one token (an ECDSA signature has two) has
 	// one key.
 	Key [32]byte
+	// Header and Signature are the decoded JOSE header and signature of a
+	// token PrecheckToken has just checked, so a verifier need not decode
+	// the token again; nil for a token rebuilt from a cached verdict.
+	Header    map[string]any
+	Signature []byte
+	// from and fromLen identify the text Header and Signature were decoded
+	// from (DecodedFrom); an address, so printing a Token shows no token.
+	from    *byte
+	fromLen int
+}
+
+// DecodedFrom reports whether t's Header and Signature were decoded from
+// raw itself (the same string, not merely an equal one): only then may a
+// verifier check raw with them instead of decoding raw again.
+func (t *Token) DecodedFrom(raw string) bool {
+	return t.Header != nil && t.from != nil && t.from == unsafe.StringData(raw) && t.fromLen == len(raw)
 }
 
 // RevocationKey returns Token.Key for a token with the given claims and
@@ -116,12 +132,45 @@ type Token struct {
 func RevocationKey(claims map[string]any, raw string) [32]byte {
 	if jti, _ := claims["jti"].(string); jti != "" {
 		iss, _ := claims["iss"].(string)
-		return sha256.Sum256([]byte("jti\x00" + iss + "\x00" + jti))
+		var buf [128]byte // on the stack: one heap allocation less per new token
+		b := append(append(append(append(buf[:0], "jti\x00"...), iss...), 0), jti...)
+		return sha256.Sum256(b)
 	}
 	return sha256.Sum256([]byte(raw))
 }
 
 var precheckParser = jwt.NewParser(jwt.WithJSONNumber())
+
+// decodeParts decodes a token's decoded header and claims segments as
+// golang-jwt's ParseUnverified does with jwt.WithJSONNumber (the header with
+// json.Unmarshal, the claims with numbers as json.Number), through
+// decodeObject (no reflection) unless it leaves them to encoding/json. The
+// segments passed checkShape: valid JSON objects. It fails where
+// it fails: an alg that is not a string naming a signing method golang-jwt
+// knows. Unlike ParseUnverified it takes the bytes already decoded.
+func decodeParts(header, claimBytes []byte) (map[string]any, jwt.MapClaims, error) {
+	h, ok := decodeObject(header, false)
+	if !ok {
+		if err := json.Unmarshal(header, &h); err != nil {
+			return nil, nil, fmt.Errorf("header: %w", err)
+		}
+	}
+	c, ok := decodeObject(claimBytes, true)
+	claims := jwt.MapClaims(c)
+	if !ok {
+		claims = jwt.MapClaims{}
+		d := json.NewDecoder(bytes.NewReader(claimBytes))
+		d.UseNumber()
+		if err := d.Decode(&claims); err != nil {
+			return nil, nil, fmt.Errorf("claims: %w", err)
+		}
+	}
+	alg, ok := h["alg"].(string)
+	if !ok || jwt.GetSigningMethod(alg) == nil {
+		return nil, nil, errors.New("signing method (alg) unspecified or unavailable")
+	}
+	return h, claims, nil
+}
 
 // PrecheckToken runs the checks that need no key and no call home: size;
 // three canonical base64url segments (no padding, whitespace, standard
@@ -136,20 +185,25 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	if len(raw) > MaxTokenBytes {
 		return Token{}, tokenErr(ReasonTooLarge, "token longer than %d bytes", MaxTokenBytes)
 	}
-	segs := strings.Split(raw, ".")
-	if len(segs) != 3 {
+	h, rest, _ := strings.Cut(raw, ".")
+	c, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(sig, ".") {
 		return Token{}, tokenErr(ReasonMalformed, "not three segments")
 	}
-	if segs[2] == "" {
+	if sig == "" {
 		return Token{}, tokenErr(ReasonAlgNone, "empty signature")
 	}
+	// Each segment is decoded once, into one buffer: the shape checks and
+	// the JSON decoding below read these bytes (golang-jwt's
+	// ParseUnverified would decode header and claims a second time).
+	buf := make([]byte, 0, strictB64.DecodedLen(len(h))+strictB64.DecodedLen(len(c))+strictB64.DecodedLen(len(sig)))
 	var dec [3][]byte
-	for i, seg := range segs {
-		b, err := decodeSegment(seg)
+	for i, seg := range [3]string{h, c, sig} {
+		b, err := decodeSegment(buf[len(buf):cap(buf)], seg)
 		if err != nil {
 			return Token{}, tokenErr(ReasonMalformed, "segment %d: %v", i+1, err)
 		}
-		dec[i] = b
+		dec[i], buf = b, buf[:len(buf)+len(b)]
 	}
 	if err := checkShape(dec[0], MaxHeaderDepth); err != nil {
 		return Token{}, tokenErr(ReasonMalformed, "header: %v", err)
@@ -157,19 +211,18 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	if err := checkShape(dec[1], MaxClaimsDepth); err != nil {
 		return Token{}, tokenErr(ReasonMalformed, "claims: %v", err)
 	}
-	claims := jwt.MapClaims{}
-	tok, _, err := precheckParser.ParseUnverified(raw, claims)
+	header, claims, err := decodeParts(dec[0], dec[1])
 	if err != nil {
 		return Token{}, tokenErr(ReasonMalformed, "undecodable header or claims")
 	}
-	alg, _ := tok.Header["alg"].(string)
+	alg, _ := header["alg"].(string)
 	if alg == "" || strings.EqualFold(alg, "none") {
 		return Token{}, tokenErr(ReasonAlgNone, "alg %q is not accepted", alg)
 	}
-	if err := checkHeader(tok.Header); err != nil {
+	if err := checkHeader(header); err != nil {
 		return Token{}, err
 	}
-	kid, _ := tok.Header["kid"].(string)
+	kid, _ := header["kid"].(string)
 	exp, iat, err := checkTimes(claims, leeway, now)
 	if err != nil {
 		return Token{}, err
@@ -185,24 +238,26 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 		claims[k] = plainNumbers(v)
 	}
 	iss, _ := claims["iss"].(string)
-	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, IssuedAt: iat, Key: RevocationKey(claims, raw)}, nil
+	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, IssuedAt: iat, Key: RevocationKey(claims, raw),
+		Header: header, Signature: dec[2], from: unsafe.StringData(raw), fromLen: len(raw)}, nil
 }
 
 // strictB64 refuses padding, the standard alphabet and non-zero unused
 // low bits in the last character.
 var strictB64 = base64.RawURLEncoding.Strict()
 
-// decodeSegment decodes one canonical base64url segment. The decoder
-// skips \r and \n, so they are refused first.
-func decodeSegment(seg string) ([]byte, error) {
+// decodeSegment decodes one canonical base64url segment into dst, which
+// has room for it, and returns the decoded bytes. The decoder skips \r
+// and \n, so they are refused first.
+func decodeSegment(dst []byte, seg string) ([]byte, error) {
 	if i := strings.IndexAny(seg, "\r\n"); i >= 0 {
 		return nil, errors.New("line break in base64url")
 	}
-	b, err := strictB64.DecodeString(seg)
+	n, err := strictB64.Decode(dst, unsafe.Slice(unsafe.StringData(seg), len(seg))) // read only
 	if err != nil {
 		return nil, errors.New("not canonical base64url")
 	}
-	return b, nil
+	return dst[:n], nil
 }
 
 // checkHeader refuses a header that is not flat (a value that is an
@@ -269,54 +324,129 @@ func checkTimes(claims jwt.MapClaims, leeway time.Duration, now time.Time) (time
 	return exp.Time, iat.Unix(), nil
 }
 
-// checkShape scans b as a JSON token stream, without building values, and
-// refuses anything but one object nested at most maxDepth deep (the top
-// object is depth 1) with no name twice at the top level. Scanning first
-// means no decoder recurses on a hostile nesting.
+// checkShape refuses anything but one JSON object nested at most maxDepth
+// deep (the top object is depth 1) with no name twice at the top level.
+// It is one pass over the bytes that builds no values (a json.Decoder
+// token stream allocated for every token, and an error value at the end of
+// each), then json.Valid: no decoder recurses on a hostile nesting, as the
+// depth is bounded before anything is decoded.
 func checkShape(b []byte, maxDepth int) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	first, err := d.Token()
-	if err != nil || first != json.Delim('{') {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
 		return errors.New("not a JSON object")
 	}
-	depth := 1
-	names := map[string]bool{}
-	// At depth 1, tokens alternate name, value; isName tracks which.
-	isName := true
-	for depth > 0 {
-		t, err := d.Token()
-		if err != nil {
-			return errors.New("not valid JSON")
-		}
-		if depth == 1 && isName {
-			if s, ok := t.(string); ok {
-				if names[s] {
-					return fmt.Errorf("name %q appears twice", s)
-				}
-				names[s] = true
-				isName = false
-				continue
+	var seen topNames
+	depth := 0
+	isName := false // the next string at depth 1 is a name
+	for ; i < len(b); i++ {
+		switch ch := b[i]; ch {
+		case '"':
+			end, escaped := stringEnd(b, i)
+			if end < 0 {
+				return errors.New("not valid JSON")
 			}
-		}
-		switch t {
-		case json.Delim('{'), json.Delim('['):
+			if depth == 1 && isName {
+				if dup, name := seen.add(b[i:end+1], escaped); dup {
+					return fmt.Errorf("name %q appears twice", name)
+				}
+				isName = false
+			}
+			i = end
+		case '{', '[':
 			depth++
 			if depth > maxDepth {
 				return fmt.Errorf("nested deeper than %d", maxDepth)
 			}
-			continue
-		case json.Delim('}'), json.Delim(']'):
+			isName = depth == 1 // the top object opens with a name
+		case '}', ']':
 			depth--
-		}
-		if depth == 1 {
-			isName = true // a value at depth 1 is complete
+			if depth == 0 {
+				if skipSpace(b, i+1) != len(b) {
+					return errors.New("data after the JSON object")
+				}
+				if !json.Valid(b) {
+					return errors.New("not valid JSON")
+				}
+				return nil
+			}
+		case ',':
+			isName = depth == 1
 		}
 	}
-	if _, err := d.Token(); err != io.EOF {
-		return errors.New("data after the JSON object")
+	return errors.New("not valid JSON")
+}
+
+// skipSpace returns the index of the first byte of b at or after i that is
+// not JSON whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
-	return nil
+	return i
+}
+
+// stringEnd returns the index of the quote closing the JSON string that
+// opens at b[start], or -1, and whether the string needs decoding to be
+// compared (an escape, or a byte outside ASCII: a decoder turns invalid
+// UTF-8 into U+FFFD, so two different byte strings can decode alike).
+func stringEnd(b []byte, start int) (end int, escaped bool) {
+	for i := start + 1; i < len(b); i++ {
+		switch ch := b[i]; {
+		case ch == '\\':
+			escaped = true
+			i++
+		case ch == '"':
+			return i, escaped
+		case ch >= 0x80:
+			escaped = true
+		}
+	}
+	return -1, false
+}
+
+// topNames are the names seen at the top level of a JSON object, compared
+// as a decoder reads them. A handful is compared in a list; a hostile
+// token with many names goes to a map, so the check stays linear.
+type topNames struct {
+	list [][]byte
+	set  map[string]struct{}
+}
+
+// maxListedNames is how many names topNames compares one by one.
+const maxListedNames = 32
+
+// add records the name quoted (with its quotes) and reports whether it was
+// seen before, and its decoded text.
+func (t *topNames) add(quoted []byte, escaped bool) (bool, string) {
+	name := quoted[1 : len(quoted)-1]
+	if escaped {
+		var s string
+		if err := json.Unmarshal(quoted, &s); err != nil {
+			s = string(name) // invalid JSON: json.Valid refuses it next
+		}
+		name = []byte(s)
+	}
+	if t.set != nil {
+		if _, ok := t.set[string(name)]; ok {
+			return true, string(name)
+		}
+		t.set[string(name)] = struct{}{}
+		return false, ""
+	}
+	for _, n := range t.list {
+		if bytes.Equal(n, name) {
+			return true, string(name)
+		}
+	}
+	t.list = append(t.list, name)
+	if len(t.list) > maxListedNames {
+		t.set = make(map[string]struct{}, 2*len(t.list))
+		for _, n := range t.list {
+			t.set[string(n)] = struct{}{}
+		}
+		t.list = nil
+	}
+	return false, ""
 }
 
 // TokenClaims decodes a token's claims as PrecheckToken returns them

@@ -136,6 +136,19 @@ func startGateway(t testing.TB, yaml, authURL, upstreamURL string, now func() ti
 // startGatewayOpts is startGateway with the gateway's options.
 func startGatewayOpts(t testing.TB, yaml, authURL, upstreamURL string, opt handlers.Options) *gateway {
 	t.Helper()
+	return startGatewayLevel(t, slog.LevelDebug, yaml, authURL, upstreamURL, opt)
+}
+
+// startGatewayAt is startGateway logging at level (the benchmarks use
+// warn, as the load benchmark's gateways do: no access log line).
+func startGatewayAt(t testing.TB, level slog.Level, yaml, authURL, upstreamURL string, now func() time.Time) *gateway {
+	t.Helper()
+	return startGatewayLevel(t, level, yaml, authURL, upstreamURL, handlers.Options{Now: now})
+}
+
+// startGatewayLevel is startGatewayOpts logging at level.
+func startGatewayLevel(t testing.TB, level slog.Level, yaml, authURL, upstreamURL string, opt handlers.Options) *gateway {
+	t.Helper()
 	if yaml == "" {
 		yaml = baseConfig
 	}
@@ -146,7 +159,7 @@ func startGatewayOpts(t testing.TB, yaml, authURL, upstreamURL string, opt handl
 		t.Fatalf("settings: %v", err)
 	}
 	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	gw, err := handlers.NewGateway(t.Context(), settingsRuntime(t, s), log, opt)
 	if err != nil {
 		t.Fatalf("gateway: %v", err)

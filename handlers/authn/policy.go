@@ -96,10 +96,14 @@ type keySet struct {
 	setting string
 	issuer  string
 	parser  *jwt.Parser
+	// validator checks the claims with the parser's rules (exp required,
+	// leeway, clock, iss, aud), for a token the pre-checks decoded.
+	validator *jwt.Validator
 	// static maps an allowed alg to the configured keys that fit it: a
 	// single key or a jwt.VerificationKeySet. Nil for a JWKS.
 	static map[string]any
 	jwks   *jwksKeys
+	algs   []string // the allowlist (auth.local.algorithms)
 }
 
 // NewLocal builds the local verifier: it reads the PEM files, takes HMAC
@@ -133,7 +137,7 @@ func NewLocal(ctx context.Context, cfg LocalConfig, getenv func(string) string, 
 		if ic.Audience != "" {
 			opts = append(opts, jwt.WithAudience(ic.Audience))
 		}
-		ks := &keySet{setting: ic.Setting, issuer: ic.Issuer, parser: jwt.NewParser(opts...)}
+		ks := &keySet{setting: ic.Setting, issuer: ic.Issuer, parser: jwt.NewParser(opts...), validator: jwt.NewValidator(opts...), algs: l.algs}
 		if ic.JWKSURL != "" {
 			jc := hc // this issuer's client: its filter logs with its URL
 			jc.Transport = &jwkFilter{next: hc.Transport, url: ic.JWKSURL, log: log, skipped: &l.skippedKeys, logged: map[string]bool{}}
@@ -231,7 +235,7 @@ func (l *Local) VerifyToken(ctx context.Context, raw string, tok models.Token) e
 			return errUntrustedIssuer
 		}
 	}
-	return l.verify(ctx, ks, raw)
+	return l.verifyDecoded(ctx, ks, raw, &tok)
 }
 
 // Refusals of a token whose iss picks no trusted issuer.
@@ -242,9 +246,24 @@ var (
 
 // verify checks raw against one issuer's keys and rules.
 func (l *Local) verify(ctx context.Context, ks *keySet, raw string) error {
+	return l.verifyDecoded(ctx, ks, raw, nil)
+}
+
+// verifyDecoded is verify for a token the pre-checks may have decoded
+// (pre, nil: not decoded): its header, signature and claims are then used
+// as they are, unless registeredClaims says the claims need golang-jwt's
+// own decoding to be read the same way.
+func (l *Local) verifyDecoded(ctx context.Context, ks *keySet, raw string, pre *models.Token) error {
 	var claims jwt.RegisteredClaims
 	keyFor := func(t *jwt.Token) (any, error) { return ks.key(ctx, t) }
-	tok, err := ks.parser.ParseWithClaims(raw, &claims, keyFor)
+	parse := func() (*jwt.Token, error) {
+		claims = jwt.RegisteredClaims{}
+		if t, ok := decodedToken(raw, pre, &claims); ok {
+			return t, ks.check(raw, t, &claims, keyFor)
+		}
+		return ks.parser.ParseWithClaims(raw, &claims, keyFor)
+	}
+	tok, err := parse()
 	if err == nil {
 		return nil
 	}
@@ -256,14 +275,127 @@ func (l *Local) verify(ctx context.Context, ks *keySet, raw string) error {
 		gen := ks.jwks.store.generation()
 		ks.jwks.refetch(ctx, "")
 		if ks.jwks.store.generation() != gen {
-			claims = jwt.RegisteredClaims{}
-			if tok, err = ks.parser.ParseWithClaims(raw, &claims, keyFor); err == nil {
+			if tok, err = parse(); err == nil {
 				return nil
 			}
 			err = classify(tok, &claims, err, l.algs)
 		}
 	}
 	return err
+}
+
+// check is what ks.parser's ParseWithClaims does after decoding, in its
+// order and with its errors (classify reads them): the alg allowlist, the
+// key, the signature over the first two segments, then the claims.
+func (ks *keySet) check(raw string, t *jwt.Token, claims *jwt.RegisteredClaims, keyFor jwt.Keyfunc) error {
+	alg := t.Method.Alg()
+	if !slices.Contains(ks.algs, alg) {
+		return fmt.Errorf("signing method %v is invalid: %w", alg, jwt.ErrTokenSignatureInvalid)
+	}
+	got, err := keyFor(t)
+	if err != nil {
+		return fmt.Errorf("error while executing keyfunc: %w: %w", jwt.ErrTokenUnverifiable, err)
+	}
+	signed := raw[:strings.LastIndexByte(raw, '.')] // header.claims, as received (canonical: the pre-checks saw to it)
+	switch have := got.(type) {
+	case jwt.VerificationKeySet:
+		if len(have.Keys) == 0 {
+			return fmt.Errorf("keyfunc returned empty verification key set: %w", jwt.ErrTokenUnverifiable)
+		}
+		for _, key := range have.Keys {
+			if err = t.Method.Verify(signed, t.Signature, key); err == nil {
+				break
+			}
+		}
+	default:
+		err = t.Method.Verify(signed, t.Signature, have)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, err)
+	}
+	if err := ks.validator.Validate(claims); err != nil {
+		return fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
+	}
+	return nil
+}
+
+// registeredNames are the JSON names of jwt.RegisteredClaims' fields.
+var registeredNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
+
+// decodedToken returns pre as golang-jwt's parser would have decoded it,
+// filling claims, when pre carries the header and signature decoded from
+// raw itself (models.Token.DecodedFrom) and
+// its claims convert exactly: string iss, sub and jti, a string or list of
+// strings aud, integer exp, nbf and iat (json.Number integers, read as
+// float64 by NumericDate: exact below 2^53), and no other spelling of a
+// registered name (encoding/json matches struct fields case-insensitively,
+// so "EXP" would fill ExpiresAt). Anything else is decoded by golang-jwt.
+func decodedToken(raw string, pre *models.Token, claims *jwt.RegisteredClaims) (*jwt.Token, bool) {
+	if pre == nil || !pre.DecodedFrom(raw) || pre.Signature == nil || pre.Claims == nil {
+		return nil, false
+	}
+	m := jwt.GetSigningMethod(pre.Alg)
+	if m == nil {
+		return nil, false
+	}
+	for k, v := range pre.Claims {
+		switch k {
+		case "iss", "sub", "jti":
+			s, ok := v.(string)
+			if !ok {
+				return nil, false
+			}
+			switch k {
+			case "iss":
+				claims.Issuer = s
+			case "sub":
+				claims.Subject = s
+			default:
+				claims.ID = s
+			}
+		case "aud":
+			switch a := v.(type) {
+			case string:
+				claims.Audience = jwt.ClaimStrings{a}
+			case []any:
+				aud := make(jwt.ClaimStrings, 0, len(a))
+				for _, e := range a {
+					s, ok := e.(string)
+					if !ok {
+						return nil, false
+					}
+					aud = append(aud, s)
+				}
+				claims.Audience = aud
+			default:
+				return nil, false
+			}
+		case "exp", "nbf", "iat":
+			n, ok := v.(int64)
+			if !ok || n > 1<<53 || n < -(1<<53) {
+				return nil, false
+			}
+			d := jwt.NewNumericDate(time.Unix(n, 0))
+			switch k {
+			case "exp":
+				claims.ExpiresAt = d
+			case "nbf":
+				claims.NotBefore = d
+			default:
+				claims.IssuedAt = d
+			}
+		default:
+			if len(k) < 3 || len(k) > 12 {
+				continue // no other spelling of a three-letter name is this short or long
+			}
+			for _, name := range registeredNames {
+				if strings.EqualFold(k, name) {
+					return nil, false
+				}
+			}
+		}
+	}
+	return &jwt.Token{Raw: raw, Method: m, Header: pre.Header, Claims: claims, Signature: pre.Signature}, true
 }
 
 // peekIssuer reads iss from the claims without verifying anything: it only

@@ -125,6 +125,9 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		}
 		return models.Token{}, err
 	}
+	if a.inProcess() {
+		return a.verifyInProcess(ctx, raw, key, tok, stale)
+	}
 	led := false   // this request started the call (waiters on another's call spend nothing)
 	callKey := key // slicing key itself would move it to the heap, on every request (it is captured below)
 	ch := a.tokenCalls.DoChan(string(callKey[:]), func() (any, error) {
@@ -143,26 +146,7 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 		// cancel, bounded by its own timeout.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.st().cfg.CallTimeout)
 		defer cancel()
-		asked := a.now() // the verdict counts from the question, not the answer: a slow answer buys no extra ttl
-		err := verify(cctx, a.st().verifier, raw, tok)
-		switch {
-		case err == nil:
-			expires := a.verdictExpiry(tok, asked)
-			// The verdict keeps no claims: their map was half of the
-			// cache's memory, and only allow rules that read claims need
-			// them, decoded again from the request's token (Principal.Claims).
-			if a.tokens.Add(key, newVerdict(tok, expires)) {
-				a.obs.Evicted()
-			}
-			a.share(cctx, key, tok, expires)
-		case errors.Is(err, models.ErrTokenInvalid):
-			a.tokens.Remove(key) // a stale verdict must not outlive a refusal
-			a.unshare(cctx, key)
-			if a.st().cfg.NegativeTTL > 0 {
-				a.rejected.Add(key, a.now().Add(a.st().cfg.NegativeTTL))
-			}
-		}
-		return nil, err
+		return nil, a.verifyAndStore(cctx, raw, key, tok)
 	})
 	select {
 	case res := <-ch:

@@ -1,0 +1,110 @@
+package tests
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"jwtgate/tests/fakeauth"
+)
+
+// benchPathsConfig is the load benchmark's gateway (tests/load/run.sh):
+// log level warn, a route with auth: none and one with the default auth.
+// %VERIFY% is replaced by the auth.local block of a local row.
+const benchPathsConfig = `
+auth_service:
+  url: "%AUTH%"
+auth:
+  cache:
+    size: %CACHE%
+    ttl: 1h
+%VERIFY%
+database:
+  dsn: "%DB%"
+users:
+  refresh_after: 1h
+log:
+  level: warn
+throttle:
+  login_rate: "off"
+  calls_home_per_client: "off"
+routes:
+  - path: "/open/"
+    upstream: "%UPSTREAM%"
+    auth: none
+  - path: "/api/"
+    upstream: "%UPSTREAM%"
+`
+
+// benchSecret is the HS256 key of the local rows' fake auth service.
+const benchSecret = "jwtgate-bench-secret-0123456789abcdef"
+
+// benchPaths starts the load benchmark's gateway in-process (verify: local
+// HS256 when local), with a verdict cache of cache entries, and returns its
+// handler and the fake auth service.
+func benchPaths(b *testing.B, local bool, cache string) (http.Handler, *fakeauth.Server, int64) {
+	b.Helper()
+	fa, id := newFake(b, fakeauth.Options{Secret: []byte(benchSecret)})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	b.Cleanup(up.Close)
+	verify := ""
+	if local {
+		b.Setenv("JWTGATE_BENCH_HS256", benchSecret)
+		verify = "  verify: local\n  local:\n    keys: [\"env:JWTGATE_BENCH_HS256\"]\n    algorithms: [HS256]"
+	}
+	cfg := strings.NewReplacer("%VERIFY%", verify, "%CACHE%", cache).Replace(benchPathsConfig)
+	gw := startGatewayAt(b, slog.LevelWarn, cfg, fa.URL(), up.URL, nil)
+	b.Cleanup(func() {
+		if b.Failed() {
+			b.Log(gw.Logs.String())
+		}
+	})
+	return gw.GW.Handler, fa, id
+}
+
+// BenchmarkPathNone: load row 2, an auth: none route (the gateway's own
+// pipeline: router, middleware, path checks, header hygiene, proxy).
+func BenchmarkPathNone(b *testing.B) {
+	h, _, _ := benchPaths(b, false, "100000")
+	benchServe(b, h, "/open/orders", "")
+}
+
+// BenchmarkPathRemoteWarm: load row 3, verify: remote with the token's
+// verdict and user cached.
+func BenchmarkPathRemoteWarm(b *testing.B) {
+	h, fa, id := benchPaths(b, false, "100000")
+	access, _ := fa.IssuePair(id)
+	benchServe(b, h, "/api/orders", access)
+}
+
+// BenchmarkPathLocalNewToken: load row 14, verify: local HS256 with every
+// request a token whose verdict is not cached (64 tokens cycle through a
+// cache of 16): the pre-checks and the signature check on every request.
+func BenchmarkPathLocalNewToken(b *testing.B) {
+	h, fa, id := benchPaths(b, true, "16")
+	toks := make([]string, 64)
+	for i := range toks {
+		toks[i], _ = fa.IssuePair(id)
+	}
+	reqs := make([]*http.Request, len(toks))
+	for i, tok := range toks {
+		reqs[i] = httptest.NewRequest(http.MethodGet, "/api/orders", nil)
+		reqs[i].Header.Set("Authorization", "Bearer "+tok)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req := reqs[i%len(reqs)]
+		i++
+		w := newRecorder()
+		h.ServeHTTP(w, req.Clone(req.Context()))
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
