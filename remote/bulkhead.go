@@ -81,16 +81,33 @@ func newBulkhead(limit int) *bulkhead {
 // acquire waits for a slot until ctx ends, telling obs (when not nil); the
 // returned release must be called once the call is done.
 func (b *bulkhead) acquire(ctx context.Context, obs BulkheadObserver) (release func(), err error) {
+	release, _, err = b.acquireTimed(ctx, obs)
+	return release, err
+}
+
+// acquireTimed is acquire that also says how long the call queued (0: a
+// slot was free at once).
+func (b *bulkhead) acquireTimed(ctx context.Context, obs BulkheadObserver) (release func(), waited time.Duration, err error) {
 	start := time.Now()
+	if b.sem.TryAcquire(1) {
+		return b.admitted(0, obs), 0, nil
+	}
 	if err := b.sem.Acquire(ctx, 1); err != nil {
 		waited := time.Since(start)
 		if obs != nil {
 			obs.BulkheadWait(waited, false)
 		}
-		return nil, &BusyError{Limit: b.limit, Waited: waited, RetryAfter: busyRetryAfter, Cause: err}
+		return nil, waited, &BusyError{Limit: b.limit, Waited: waited, RetryAfter: busyRetryAfter, Cause: err}
 	}
+	waited = time.Since(start)
+	return b.admitted(waited, obs), waited, nil
+}
+
+// admitted counts a call that got its slot after waiting waited, and
+// returns its release.
+func (b *bulkhead) admitted(waited time.Duration, obs BulkheadObserver) (release func()) {
 	if obs != nil {
-		obs.BulkheadWait(time.Since(start), true)
+		obs.BulkheadWait(waited, true)
 	}
 	b.inFlight.Add(1)
 	if obs != nil {
@@ -102,5 +119,9 @@ func (b *bulkhead) acquire(ctx context.Context, obs BulkheadObserver) (release f
 			obs.BulkheadInFlight(-1)
 		}
 		b.sem.Release(1)
-	}, nil
+	}
 }
+
+// errDeadlineSpent is the cause of a BusyError for a call that got its
+// slot with too little of its caller's deadline left to be worth making.
+var errDeadlineSpent = errors.New("its deadline was nearly spent in the queue")

@@ -396,3 +396,53 @@ func TestBulkheadCutShortTimeoutsDoNotTrip(t *testing.T) {
 		t.Errorf("circuit %s after timeouts the caller's deadline caused, want closed", got)
 	}
 }
+
+// TestBulkheadRefusesACallItsQueueSpent: a call that gets its slot only
+// when less than a tenth of the call timeout is left of its caller's
+// deadline is refused like a full queue (503 with Retry-After upstream of
+// here) and never reaches the auth service, where it could only time out
+// holding the slot; with most of its deadline left it is made.
+func TestBulkheadRefusesACallItsQueueSpent(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		deadline time.Duration // the caller's, from when it queues
+		spent    bool
+	}{
+		// The slot frees after ~700ms: 800ms left, under a tenth of 10s.
+		{"deadline nearly spent in the queue", 1500 * time.Millisecond, true},
+		{"most of the deadline left", 6 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, s := bulkheadClient(t, 1, 10*time.Second)
+			hold, err := c.bulkhead.acquire(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			timer := time.AfterFunc(700*time.Millisecond, hold)
+			t.Cleanup(func() { timer.Stop() })
+			s.open() // a call that is made is answered at once
+			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
+			defer cancel()
+			err = c.Verify(ctx, "queued")
+			var busy *BusyError
+			if tt.spent {
+				if !errors.As(err, &busy) || !errors.Is(err, errDeadlineSpent) || !errors.Is(err, models.ErrAuthUnavailable) {
+					t.Fatalf("err = %v, want a BusyError for a deadline spent in the queue", err)
+				}
+				if ra, ok := RetryAfter(err); !ok || ra <= 0 {
+					t.Fatalf("Retry-After %v %v", ra, ok)
+				}
+				if n := s.max.Load(); n != 0 {
+					t.Fatalf("the auth service saw %d calls, want none", n)
+				}
+				return
+			}
+			if errors.As(err, &busy) {
+				t.Fatalf("err = %v, want the call made", err)
+			}
+			if got := bulkheadAwait(t, s, 1); got[0] != "queued" {
+				t.Fatalf("calls %v", got)
+			}
+		})
+	}
+}

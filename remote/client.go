@@ -443,9 +443,22 @@ func (c *Client) admit(ctx context.Context) (release func(), err error) {
 	if c.breaker != nil && c.breaker.State() == gobreaker.StateOpen {
 		return func() {}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	wctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	return c.bulkhead.acquire(ctx, c.bobs)
+	release, waited, err := c.bulkhead.acquireTimed(wctx, c.bobs)
+	if err != nil || waited == 0 {
+		return release, err
+	}
+	// A call that queued until its caller's deadline is nearly spent would
+	// only time out at the auth service, holding a slot the next waiter
+	// could use: refused like a full queue (503, Retry-After). Only after a
+	// wait: a caller with a short deadline of its own (Envoy's ext_authz
+	// asks with 200ms) is not refused when a slot is free.
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < c.timeout/10 {
+		release()
+		return nil, &BusyError{Limit: c.bulkhead.limit, Waited: waited, RetryAfter: busyRetryAfter, Cause: errDeadlineSpent}
+	}
+	return release, nil
 }
 
 // cutShort says whether ctx leaves a call under 90% of the call timeout:
