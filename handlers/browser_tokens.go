@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -168,7 +169,10 @@ func (bt *browserTokens) refresh(next gin.HandlerFunc) gin.HandlerFunc {
 			bt.writeTokens(c, resp, false)
 			return
 		}
-		if resp.Status == http.StatusUnauthorized {
+		_, provider := unmarkRefresh(tok)
+		// A provider session refused for its user (inactive: 403) has
+		// ended too: its token was revoked at the provider.
+		if resp.Status == http.StatusUnauthorized || provider && resp.Status == http.StatusForbidden {
 			bt.b.setCookie(c.Writer, bt.b.cfg.RefreshCookie.Name, "", bt.b.cfg.RefreshCookie.Path, -1, true)
 			bt.b.setCookie(c.Writer, bt.b.cfg.AccessCookieName, "", "/", -1, true)
 		}
@@ -181,9 +185,9 @@ func (bt *browserTokens) refresh(next gin.HandlerFunc) gin.HandlerFunc {
 // auth service. The answer is the auth service's shape either way; on an
 // error it has answered.
 func (bt *browserTokens) exchange(c *gin.Context, tok string) (remote.Response, bool) {
-	if raw, provider := unmarkRefresh(tok); provider && bt.oidc != nil {
+	if stamped, provider := strings.CutPrefix(tok, oidcRefreshMark); provider && bt.oidc != nil {
 		access, _ := cookie(c.Request.Header, bt.b.cfg.AccessCookieName)
-		resp, err := bt.oidc.refreshSession(c.Request.Context(), raw, access)
+		resp, err := bt.oidc.refreshSession(c.Request.Context(), stamped, access)
 		if err != nil {
 			fail(c, bt.log, err)
 			return resp, false

@@ -46,6 +46,7 @@ type oidcClient struct {
 	revocation string
 	hc         *http.Client
 	key        []byte // HMAC key of the state cookie, derived from the client secret
+	sessionKey []byte // HMAC key of the session stamp (oidc_session.go), derived from the client secret
 	used       *usedStates
 	// doc is the discovery document it was built from (the periodic
 	// discovery refresh compares the provider's current one with it).
@@ -157,6 +158,7 @@ func oidcClientFrom(ctx context.Context, s models.Settings, d authn.Discovery, h
 		revocation: d.RevocationEndpoint,
 		hc:         hc,
 		key:        oidcStateKey(secret),
+		sessionKey: oidcSessionKey(secret),
 		doc:        d,
 		used:       &usedStates{},
 	}, nil
@@ -164,10 +166,13 @@ func oidcClientFrom(ctx context.Context, s models.Settings, d authn.Discovery, h
 
 // oidcSessions is what the login needs of the authenticator: the access
 // token verified and its user mirrored exactly as an API call does it,
-// and a logout's revocation.
+// a logout's revocation, and the user's cutoff for a session's refresh.
 type oidcSessions interface {
 	Authenticate(ctx context.Context, raw string) (authn.Principal, error)
 	Revoke(ctx context.Context, raw string)
+	// CheckSession refuses a session of user started at start that the
+	// user's cutoff or inactive flag ends (the decision's answer).
+	CheckSession(ctx context.Context, user models.UserKey, start time.Time) error
 }
 
 // oidcLogin serves GET /auth/oidc/login, /callback and /logout.
@@ -307,8 +312,10 @@ func (o *oidcLogin) callback(c *gin.Context) {
 	w := c.Writer
 	o.b.setCookie(w, o.b.cfg.AccessCookieName, tok.AccessToken, "/", o.maxAge(tok.AccessToken, tok.Expiry), true)
 	if tok.RefreshToken != "" {
-		// Marked: its refresh goes to the provider (oidc_refresh.go).
-		o.b.setCookie(w, o.b.cfg.RefreshCookie.Name, oidcRefreshMark+tok.RefreshToken, o.b.cfg.RefreshCookie.Path, o.maxAge(tok.RefreshToken, time.Time{}), true)
+		// Marked: its refresh goes to the provider (oidc_refresh.go);
+		// stamped with the session's start and user (oidc_session.go).
+		st := oidcStamp{Start: o.now(), User: p.User.Key()}
+		o.b.setCookie(w, o.b.cfg.RefreshCookie.Name, sealSession(o.cl.sessionKey, st, tok.RefreshToken), o.b.cfg.RefreshCookie.Path, o.maxAge(tok.RefreshToken, time.Time{}), true)
 	}
 	o.b.setCookie(w, oidcIDCookie, rawID, oidcIDCookiePath, 0, true)
 	o.b.setCSRF(w)

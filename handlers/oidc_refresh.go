@@ -25,10 +25,16 @@ import (
 // provider's, and either way the session ends (401, cookies cleared).
 const oidcRefreshMark = "oidc:"
 
-// unmarkRefresh splits a refresh cookie's value into the token and
+// unmarkRefresh splits a refresh cookie's value into the token (a
+// provider session's stamp dropped, unchecked: for revoking it) and
 // whether the provider login made it.
 func unmarkRefresh(v string) (tok string, provider bool) {
-	return strings.CutPrefix(v, oidcRefreshMark)
+	rest, provider := strings.CutPrefix(v, oidcRefreshMark)
+	if !provider {
+		return v, false
+	}
+	_, tok = splitSession(rest)
+	return tok, true
 }
 
 // errOIDCRefreshUser refuses a refresh whose new tokens name another user
@@ -48,7 +54,33 @@ var errOIDCRefreshUser = newAPIError(http.StatusUnauthorized, codeTokenNotValid,
 // expired, reused after rotation: invalid_grant) or the new tokens fail a
 // check. A provider that cannot be reached, or answers 5xx, is an error
 // matching models.ErrAuthUnavailable (503; the cookies stay).
-func (o *oidcLogin) refreshSession(ctx context.Context, refresh, prevAccess string) (remote.Response, error) {
+//
+// Before the provider is asked, the cookie's stamp (oidc_session.go) must
+// verify and the session's user must not have been cut off since it
+// started (logout-all, jwtgate users revoke, the admin API, deactivation:
+// authn's CheckSession, the decision's own lookup), else the session ends
+// here: 401 token_not_valid "Token has been revoked" (403 user_inactive for
+// an inactive user), cookies cleared, the refresh token revoked at the
+// provider (best effort). A cookie from before sessions were stamped has
+// no stamp and is refused the same way: the user logs in again. After the
+// refresh, the new access token's user must be the stamped one, and the
+// stamp is carried over unchanged onto the rotated token.
+func (o *oidcLogin) refreshSession(ctx context.Context, stamped, prevAccess string) (remote.Response, error) {
+	st, refresh, err := openSession(o.cl.sessionKey, stamped)
+	if err == nil {
+		err = o.auth.CheckSession(ctx, st.User, st.Start)
+	}
+	if err != nil {
+		ae := errorFor(ctx, o.log, err)
+		if errors.Is(err, errSessionStamp) {
+			ae = errTokenRevoked
+		} else if ae.status != http.StatusUnauthorized && ae.status != http.StatusForbidden {
+			return remote.Response{}, err
+		}
+		o.log.InfoContext(ctx, "oidc refresh: session ended before the provider was asked", "why", err.Error())
+		o.endProviderSession(ctx, refresh)
+		return refusal(ae), nil
+	}
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, o.cl.hc)
 	tok, err := o.cl.oauth.TokenSource(hctx, &oauth2.Token{RefreshToken: refresh}).Token()
 	if err != nil {
@@ -86,6 +118,9 @@ func (o *oidcLogin) refreshSession(ctx context.Context, refresh, prevAccess stri
 			return refusal(errOIDCOtherUser), nil
 		}
 	}
+	if p.User == nil || p.User.Key() != st.User {
+		return refusal(errOIDCRefreshUser), nil
+	}
 	if prev, err := models.TokenClaims(prevAccess); prevAccess != "" && err == nil {
 		// Unverified (it may have expired): it is the session's previous
 		// access token, which only the gateway sets; a mismatch can only be
@@ -96,7 +131,10 @@ func (o *oidcLogin) refreshSession(ctx context.Context, refresh, prevAccess stri
 			return refusal(errOIDCRefreshUser), nil
 		}
 	}
-	body, _ := json.Marshal(map[string]string{"access": tok.AccessToken, "refresh": oidcRefreshMark + tok.RefreshToken})
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = refresh // no rotation: the session keeps its token
+	}
+	body, _ := json.Marshal(map[string]string{"access": tok.AccessToken, "refresh": sealSession(o.cl.sessionKey, st, tok.RefreshToken)})
 	return remote.Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}, nil
 }
 
@@ -107,4 +145,15 @@ func refusal(e *apiError) remote.Response {
 		h.Set("WWW-Authenticate", authChallenge)
 	}
 	return remote.Response{Status: e.status, Header: h, Body: e.body}
+}
+
+// endProviderSession revokes a session's refresh token at the provider
+// (RFC 7009), best effort: the cookies are cleared whatever it answers.
+func (o *oidcLogin) endProviderSession(ctx context.Context, refresh string) {
+	if refresh == "" || o.cl.revocation == "" {
+		return
+	}
+	if err := o.revokeAtProvider(context.WithoutCancel(ctx), refresh); err != nil {
+		o.log.WarnContext(ctx, "oidc: could not revoke the refresh token at the provider; cookies cleared anyway", "err", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,10 +63,44 @@ type browserWSResult struct {
 	Msgs     []string `json:"msgs"`
 }
 
+// browserPageGlobals are the objects the test pages' scripts define
+// (tests/browser/app.js: app; attacker.html: attack).
+var browserPageGlobals = []string{"app", "attack"}
+
+// browserWaitGlobal waits, bounded by 20 s, until the page in the tab has
+// defined the global name: a page's body can be ready while its script is
+// still loading, and a call into it then fails with "app is not defined".
+// Each try is its own evaluation, so a navigation still committing (its
+// execution context replaced) is only a failed try.
+func browserWaitGlobal(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(tab, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`typeof `+name+` !== "undefined"`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var loc string
+			lctx, lcancel := context.WithTimeout(tab, 2*time.Second)
+			loc, _ = chromedp.Run(lctx, chromedp.Evaluate[string](`location.href`))
+			lcancel()
+			t.Fatalf("the page at %q did not define %s within 20s (last error: %v)", loc, name, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // browserEval evaluates expr in the tab (awaiting a promise) into out,
-// bounded by 20 s.
+// bounded by 20 s. An expression calling into a page's script (app.…,
+// attack.…) first waits for the script to have defined it.
 func browserEval(t *testing.T, tab context.Context, expr string, out any) {
 	t.Helper()
+	if name, _, ok := strings.Cut(expr, "."); ok && slices.Contains(browserPageGlobals, name) {
+		browserWaitGlobal(t, tab, name)
+	}
 	ctx, cancel := context.WithTimeout(tab, 20*time.Second)
 	defer cancel()
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))

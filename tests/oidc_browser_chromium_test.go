@@ -63,7 +63,7 @@ func TestOIDCBrowserChromium(t *testing.T) {
 		chromedp.WaitReady(chromedp.CSS(`input[name=prompt][value=consent]`)),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
 	browserWaitURL(t, tab, e.gw.URL+"/app/")
-	browserDo(t, tab, "the app page", chromedp.WaitReady(chromedp.CSS(`#out`)))
+	browserWaitGlobal(t, tab, "app")
 
 	jar := browserCookies(t, tab, e.gw.URL+"/auth/")
 	if a := jar["access_token"]; a == nil || !a.HTTPOnly || jar["refresh_token"] == nil || jar["csrftoken"] == nil {
@@ -109,6 +109,7 @@ func TestOIDCBrowserChromium(t *testing.T) {
 		}
 	}
 	browserNavigate(t, tab, e.gw.URL+"/app/")
+	browserWaitGlobal(t, tab, "app")
 	browserEval(t, tab, `app.get("/api/billing/invoices")`, &r)
 	if r.Status != http.StatusUnauthorized {
 		t.Fatalf("API call after logout: %+v", r)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -46,7 +47,8 @@ func oidcStart(t testing.TB, env ...string) *oidcProvider {
 	cmd := exec.Command("node", "provider.mjs", fmt.Sprint(port))
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = io.Discard
+	stderr := &tailBuffer{max: 16 << 10}
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,22 +59,61 @@ func oidcStart(t testing.TB, env ...string) *oidcProvider {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
+		if t.Failed() {
+			t.Logf("oidc provider's stderr (last %d bytes):\n%s", stderr.max, stderr.String())
+		}
 	})
-	ready := make(chan bool, 1)
+	ready, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited) // stdout closed: node has exited
 		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening") {
-				ready <- true
+		seen := false
+		for sc.Scan() { // read to the end, so node never blocks on a full pipe
+			if !seen && strings.Contains(sc.Text(), "listening") {
+				seen = true
+				close(ready)
 			}
 		}
 	}()
+	// Node loads oidc-provider's module graph before it listens: seconds on
+	// a loaded machine (once over 30 s beside other test packages).
 	select {
 	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatal("oidc provider did not start within 30s")
+	case <-exited:
+		t.Fatalf("oidc provider exited before listening; its stderr:\n%s", stderr.String())
+	case <-time.After(oidcStartWait):
+		t.Fatalf("oidc provider did not start within %s; its stderr so far:\n%s", oidcStartWait, stderr.String())
 	}
 	return &oidcProvider{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+}
+
+// oidcStartWait bounds how long the provider may take to listen.
+const oidcStartWait = 60 * time.Second
+
+// tailBuffer keeps the last max bytes written to it (a child's stderr),
+// safe for concurrent use; writes never block or fail.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+// Write appends p, dropping the oldest bytes beyond max.
+func (w *tailBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > w.max {
+		w.b = append(w.b[:0], w.b[len(w.b)-w.max:]...)
+	}
+	return len(p), nil
+}
+
+// String returns what it holds.
+func (w *tailBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
 }
 
 // Stop ends the provider (its port then refuses connections).

@@ -104,7 +104,8 @@ func TestOIDCBrowserRefresh(t *testing.T) {
 
 	// Every refusal answers as browser-mode refresh does for SimpleJWT.
 	revoked := e.session(t, "alice")
-	form := url.Values{"token": {strings.TrimPrefix(revoked["refresh_token"], "oidc:")}}
+	_, revokedRaw := oidcStampParts(t, revoked["refresh_token"])
+	form := url.Values{"token": {revokedRaw}}
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.p.URL+"/token/revocation", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("jwtgate-browser", "browser-secret")

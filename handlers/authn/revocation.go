@@ -254,12 +254,7 @@ func (a *Authenticator) CheckRefresh(ctx context.Context, raw string) error {
 		return nil
 	}
 	key := models.UserKey{ID: uid} // refresh tokens are the auth service's
-	var cutoff int64
-	if cu, ok := a.users.Get(key); ok {
-		cutoff = cu.cutoff
-	} else if u, err := a.store.UserByKey(ctx, key); err == nil && u.TokensValidAfter != nil {
-		cutoff = u.TokensValidAfter.Unix()
-	}
+	cutoff, _ := a.userCutoff(ctx, key)
 	if cutoff == 0 {
 		return nil
 	}
@@ -271,6 +266,49 @@ func (a *Authenticator) CheckRefresh(ctx context.Context, raw string) error {
 		iat = int64(v)
 	}
 	if iat < cutoff {
+		a.refused(models.ReasonRevoked)
+		return errUserRevoked
+	}
+	return nil
+}
+
+// userCutoff returns the user's cutoff (Unix seconds, 0: none) and whether
+// the user is active, as the decision knows them: the cached user, else
+// the mirror. A user the mirror does not hold (or a mirror that cannot be
+// read: the decision carries on without it too) has no cutoff and counts
+// as active; the auth service or provider has the last word then.
+func (a *Authenticator) userCutoff(ctx context.Context, key models.UserKey) (cutoff int64, active bool) {
+	if cu, ok := a.users.Get(key); ok {
+		return cu.cutoff, cu.user.IsActive
+	}
+	u, err := a.store.UserByKey(ctx, key)
+	if err != nil {
+		return 0, true
+	}
+	if u.TokensValidAfter != nil {
+		cutoff = u.TokensValidAfter.Unix()
+	}
+	return cutoff, u.IsActive
+}
+
+// CheckSession refuses a browser session the provider login started at
+// start for the user key, before its refresh token goes to the provider:
+// ErrUserInactive when the user is inactive, a revocation (401
+// token_not_valid, "revoked") when the user's cutoff is after the
+// session's start. Both are the decision's answers for an access token of
+// that user issued at start. start is compared in whole seconds, as an
+// iat is: a session started in the cutoff's own second is accepted (a
+// login right after a logout-all works), one started in an earlier second
+// is refused. The provider's refresh tokens are opaque: without this
+// check a refresh would yield access tokens issued after the cutoff, and
+// "log out everywhere" would not end the session.
+func (a *Authenticator) CheckSession(ctx context.Context, key models.UserKey, start time.Time) error {
+	cutoff, active := a.userCutoff(ctx, key)
+	if !active {
+		a.refused(models.ReasonInactive)
+		return fmt.Errorf("user %q: %w", key, models.ErrUserInactive)
+	}
+	if cutoff != 0 && start.Unix() < cutoff {
 		a.refused(models.ReasonRevoked)
 		return errUserRevoked
 	}
