@@ -203,7 +203,7 @@ func TestSecBrowserCookieSessions(t *testing.T) {
 		}
 		for name, hdr := range map[string][]string{
 			"no csrf header":   {"Origin", self},
-			"wrong csrf":       {"Origin", self, "X-CSRFToken", csrf[:len(csrf)-1] + "A"},
+			"wrong csrf":       {"Origin", self, "X-CSRFToken", otherLast(csrf)},
 			"csrf case":        {"Origin", self, "X-CSRFToken", strings.ToUpper(csrf)},
 			"csrf twice":       {"Origin", self, "X-CSRFToken", csrf, "X-CSRFToken", csrf},
 			"empty csrf":       {"Origin", self, "X-CSRFToken", ""},
@@ -464,4 +464,13 @@ func TestSecBrowserModeOff(t *testing.T) {
 	if r.Status != http.StatusOK || len(r.Header.Values("Set-Cookie")) != 0 {
 		t.Fatalf("logout, browser mode off: %d %v", r.Status, r.Header)
 	}
+}
+
+// otherLast is s with its last character changed (a CSRF token that is
+// wrong by one character, whatever the last one was).
+func otherLast(s string) string {
+	if strings.HasSuffix(s, "A") {
+		return s[:len(s)-1] + "B"
+	}
+	return s[:len(s)-1] + "A"
 }
