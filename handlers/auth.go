@@ -22,6 +22,22 @@ type authenticator interface {
 type credentials struct {
 	header string
 	types  []string // empty: the header holds the bare token
+	canon  string   // header's key in an http.Header; "" until newCredentials
+}
+
+// newCredentials reads the token from header, with the given schemes
+// (none: the header holds the bare token). The header's key is worked out
+// once here, not on every request.
+func newCredentials(header string, types []string) credentials {
+	return credentials{header: header, types: types, canon: textproto.CanonicalMIMEHeaderKey(header)}
+}
+
+// key is the token header's key in an http.Header.
+func (cr credentials) key() string {
+	if cr.canon != "" {
+		return cr.canon
+	}
+	return textproto.CanonicalMIMEHeaderKey(cr.header)
 }
 
 // errAmbiguousCredential means the request does not carry exactly one
@@ -44,7 +60,7 @@ var errCredentialsBadRequest = newAPIError(http.StatusBadRequest, "bad_request",
 // and a token: "Bearer", "Bearer\tx", "Bearer  x") or an ambiguous one
 // (errAmbiguousCredential).
 func (cr credentials) extract(h http.Header) (raw string, present bool, err error) {
-	vals := h[textproto.CanonicalMIMEHeaderKey(cr.header)]
+	vals := h[cr.key()]
 	if len(vals) > 1 || cr.aliased(h) {
 		return "", true, errAmbiguousCredential
 	}
@@ -124,7 +140,7 @@ func (cr credentials) aliased(h http.Header) bool {
 	if strings.IndexByte(cr.header, '-') < 0 && strings.IndexByte(cr.header, '_') < 0 && strings.IndexByte(cr.header, '.') < 0 {
 		return false // nothing to respell: every case spelling is one key
 	}
-	canon := textproto.CanonicalMIMEHeaderKey(cr.header)
+	canon := cr.key()
 	for name := range h {
 		if name != canon && fwdSameFolded(name, cr.header) {
 			return true

@@ -42,7 +42,10 @@ func observe(log *slog.Logger, m *metrics.Metrics, trusted trustedProxies) gin.H
 	return func(c *gin.Context) {
 		start := time.Now()
 		r := c.Request
-		id := r.Header.Get(headerRequestID)
+		var id string
+		if v := r.Header[headerRequestID]; len(v) > 0 { // Get, without canonicalising the key again
+			id = v[0]
+		}
 		if !validRequestID(id) || (len(trusted) > 0 && !trusted.fromTrusted(r)) {
 			id = rand.Text()
 		}

@@ -73,7 +73,7 @@ func newRouteTable(rs []models.CompiledRoute, transport http.RoundTripper, log *
 			ModifyResponse: func(resp *http.Response) error {
 				// The client gets the gateway's request id, which the
 				// upstream received; an echo of it would be a duplicate.
-				resp.Header.Del(headerRequestID)
+				delete(resp.Header, headerRequestID) // a canonical key: Del without re-canonicalising
 				return stopHeaderTimer(resp)
 			},
 			ErrorHandler: proxyError(log, rt.Name),
@@ -96,7 +96,7 @@ func newRouteTable(rs []models.CompiledRoute, transport http.RoundTripper, log *
 func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
 	in := pr.In.Header
 	out := pr.Out.Header
-	out.Del("X-Real-Ip")
+	delete(out, "X-Real-Ip") // the canonical key, as Del would look it up
 	if trusted {
 		for k, v := range in {
 			if !isAlias(k) && isForwardedMeta(k) && k != "Forwarded" {
@@ -247,14 +247,17 @@ func handleProxy(d *decider) gin.HandlerFunc {
 // removed from in.
 func outbound(in http.Header, dec decision) http.Header {
 	own := dec.Identity
-	if v := in.Values(headerRequestID); len(v) > 0 {
+	// Every key here is canonical already (headerRequestID, the gate's
+	// tokenHeader): plain map operations, as Values and Del would do after
+	// canonicalising the key again.
+	if v := in[headerRequestID]; len(v) > 0 {
 		own[headerRequestID] = v
 	}
 	for _, k := range dec.Remove {
-		in.Del(k)
+		delete(in, k)
 	}
 	for _, k := range dec.Forward {
-		if v := in.Values(k); len(v) > 0 {
+		if v := in[k]; len(v) > 0 {
 			own[k] = v
 		}
 	}
