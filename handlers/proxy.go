@@ -216,7 +216,10 @@ func handleProxy(d *decider) gin.HandlerFunc {
 		rt := dec.Route
 		// The context is built whole, then the request copied once
 		// (WithContext copies the whole http.Request).
-		ctx := withOutbound(r.Context(), outbound(r.Header, dec))
+		ctx := r.Context()
+		if own := outbound(r.Header, dec); len(own) > 0 {
+			ctx = withOutbound(ctx, own)
+		}
 		var body *clientBody
 		if r.Body != nil && r.Body != http.NoBody {
 			body = &clientBody{ReadCloser: r.Body}
@@ -242,22 +245,23 @@ func handleProxy(d *decider) gin.HandlerFunc {
 
 // outbound returns the headers the gateway itself sends upstream, which
 // the route's Rewrite writes on the outbound request: the caller's
-// identity (none when anonymous), X-Request-Id and, when the route
-// forwards it, the token header. The headers the decision removes are
-// removed from in.
+// identity (none when anonymous) and, when the route forwards it, the
+// token header; nil when there are none (setOutbound adds X-Request-Id
+// from the inbound request). The headers the decision removes are removed
+// from in.
 func outbound(in http.Header, dec decision) http.Header {
 	own := dec.Identity
-	// Every key here is canonical already (headerRequestID, the gate's
-	// tokenHeader): plain map operations, as Values and Del would do after
-	// canonicalising the key again.
-	if v := in[headerRequestID]; len(v) > 0 {
-		own[headerRequestID] = v
-	}
+	// Every key here is canonical already (the gate's tokenHeader): plain
+	// map operations, as Values and Del would do after canonicalising the
+	// key again.
 	for _, k := range dec.Remove {
 		delete(in, k)
 	}
 	for _, k := range dec.Forward {
 		if v := in[k]; len(v) > 0 {
+			if own == nil {
+				own = http.Header{}
+			}
 			own[k] = v
 		}
 	}
