@@ -200,7 +200,7 @@ func handleProxy(d *decider) gin.HandlerFunc {
 			Trusted: d.trusted.fromTrusted(r), Host: r.Host, Client: c,
 		})
 		if dec.Route != nil {
-			c.Set(routeKey, dec.Route.Name)
+			c.Set(routeKey, &dec.Route.Name)
 		}
 		if dec.Principal != nil {
 			c.Set(principalKey, dec.Principal)
