@@ -59,7 +59,7 @@ func (hr headerRules) isOwned(folded string) bool {
 // isAlias reports whether a header name is spelled with '_' or '.' where a
 // WSGI upstream would read '-'.
 func isAlias(name string) bool {
-	return strings.ContainsAny(name, "_.")
+	return strings.IndexByte(name, '_') >= 0 || strings.IndexByte(name, '.') >= 0 // ContainsAny, without building a set per call
 }
 
 // hasAlias reports whether any header name is spelled with '_' or '.'.
