@@ -22,6 +22,22 @@ type authenticator interface {
 type credentials struct {
 	header string
 	types  []string // empty: the header holds the bare token
+	canon  string   // header's key in an http.Header; "" until newCredentials
+}
+
+// newCredentials reads the token from header, with the given schemes
+// (none: the header holds the bare token). The header's key is worked out
+// once here, not on every request.
+func newCredentials(header string, types []string) credentials {
+	return credentials{header: header, types: types, canon: textproto.CanonicalMIMEHeaderKey(header)}
+}
+
+// key is the token header's key in an http.Header.
+func (cr credentials) key() string {
+	if cr.canon != "" {
+		return cr.canon
+	}
+	return textproto.CanonicalMIMEHeaderKey(cr.header)
 }
 
 // errAmbiguousCredential means the request does not carry exactly one
@@ -44,7 +60,7 @@ var errCredentialsBadRequest = newAPIError(http.StatusBadRequest, "bad_request",
 // and a token: "Bearer", "Bearer\tx", "Bearer  x") or an ambiguous one
 // (errAmbiguousCredential).
 func (cr credentials) extract(h http.Header) (raw string, present bool, err error) {
-	vals := h[textproto.CanonicalMIMEHeaderKey(cr.header)]
+	vals := h[cr.key()]
 	if len(vals) > 1 || cr.aliased(h) {
 		return "", true, errAmbiguousCredential
 	}
@@ -75,10 +91,17 @@ func (cr credentials) extract(h http.Header) (raw string, present bool, err erro
 	if !cr.ours(scheme) {
 		return "", false, nil // another scheme: not ours
 	}
-	if i < 0 || v[i] != ' ' || strings.ContainsAny(v[i+1:], " \t") {
+	if i < 0 || v[i] != ' ' || hasSpaceOrTab(v[i+1:]) {
 		return "", true, &models.TokenError{Reason: models.ReasonMalformed, Detail: "header must contain two space-delimited values"}
 	}
 	return v[i+1:], true, nil
+}
+
+// hasSpaceOrTab reports whether s holds a space or a tab: ContainsAny(s,
+// " \t") without its byte-at-a-time scan, which cost a few thousand
+// instructions per request on a token.
+func hasSpaceOrTab(s string) bool {
+	return strings.IndexByte(s, ' ') >= 0 || strings.IndexByte(s, '\t') >= 0
 }
 
 // ours reports whether scheme is one of the configured types (any case).
@@ -114,10 +137,10 @@ func (cr credentials) listsOurs(v string) bool {
 // spelling ('_' or '.' for '-'), which a WSGI or CGI upstream reads as the
 // same header.
 func (cr credentials) aliased(h http.Header) bool {
-	if !strings.ContainsAny(cr.header, "-_.") {
+	if strings.IndexByte(cr.header, '-') < 0 && strings.IndexByte(cr.header, '_') < 0 && strings.IndexByte(cr.header, '.') < 0 {
 		return false // nothing to respell: every case spelling is one key
 	}
-	canon := textproto.CanonicalMIMEHeaderKey(cr.header)
+	canon := cr.key()
 	for name := range h {
 		if name != canon && fwdSameFolded(name, cr.header) {
 			return true

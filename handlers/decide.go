@@ -178,8 +178,8 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 	if in.Entry == entryBuiltin {
 		return dec, nil
 	}
-	dec.Identity = http.Header{}
-	if p != nil {
+	if p != nil { // anonymous: no identity headers (a nil map reads as empty)
+		dec.Identity = http.Header{}
 		if err := d.idn.set(dec.Identity, p, rt); err != nil {
 			return dec, err
 		}

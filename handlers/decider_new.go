@@ -4,7 +4,7 @@ package handlers
 // the HTTP entry points and gRPC ext_authz each build one from the same
 // dependencies, so they decide alike.
 func newDecider(d routerDeps, br *browser) *decider {
-	cr := credentials{header: d.settings.Auth.HeaderName, types: d.settings.Auth.HeaderTypes}
+	cr := newCredentials(d.settings.Auth.HeaderName, d.settings.Auth.HeaderTypes)
 	var auth authenticator = d.auth
 	if d.tracing != nil {
 		auth = tracedAuth{next: d.auth, tracer: d.tracing.Tracer(), mode: d.settings.Auth.Verify}

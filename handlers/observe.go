@@ -23,8 +23,19 @@ import (
 const headerRequestID = "X-Request-Id"
 
 // routeKey is where handleProxy records the matched route's name for the
-// access log and metrics.
+// access log and metrics, as a *string (the route's own Name: no copy of
+// the string into an interface per request); read it with routeName.
 const routeKey = "jwtgate.route"
+
+// routeName returns the route name handleProxy recorded, or "".
+func routeName(c *gin.Context) string {
+	if v, ok := c.Get(routeKey); ok {
+		if p, ok := v.(*string); ok {
+			return *p
+		}
+	}
+	return ""
+}
 
 // quietPaths are probes and scrapes: logged at debug, not info, so they do
 // not drown the access log.
@@ -42,7 +53,10 @@ func observe(log *slog.Logger, m *metrics.Metrics, trusted trustedProxies) gin.H
 	return func(c *gin.Context) {
 		start := time.Now()
 		r := c.Request
-		id := r.Header.Get(headerRequestID)
+		var id string
+		if v := r.Header[headerRequestID]; len(v) > 0 { // Get, without canonicalising the key again
+			id = v[0]
+		}
 		if !validRequestID(id) || (len(trusted) > 0 && !trusted.fromTrusted(r)) {
 			id = rand.Text()
 		}
@@ -57,7 +71,7 @@ func observe(log *slog.Logger, m *metrics.Metrics, trusted trustedProxies) gin.H
 		c.Next()
 
 		d := time.Since(start)
-		route := c.GetString(routeKey)
+		route := routeName(c)
 		if route == "" {
 			route = c.FullPath()
 		}

@@ -73,7 +73,7 @@ func newRouteTable(rs []models.CompiledRoute, transport http.RoundTripper, log *
 			ModifyResponse: func(resp *http.Response) error {
 				// The client gets the gateway's request id, which the
 				// upstream received; an echo of it would be a duplicate.
-				resp.Header.Del(headerRequestID)
+				delete(resp.Header, headerRequestID) // a canonical key: Del without re-canonicalising
 				return stopHeaderTimer(resp)
 			},
 			ErrorHandler: proxyError(log, rt.Name),
@@ -96,7 +96,7 @@ func newRouteTable(rs []models.CompiledRoute, transport http.RoundTripper, log *
 func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
 	in := pr.In.Header
 	out := pr.Out.Header
-	out.Del("X-Real-Ip")
+	delete(out, "X-Real-Ip") // the canonical key, as Del would look it up
 	if trusted {
 		for k, v := range in {
 			if !isAlias(k) && isForwardedMeta(k) && k != "Forwarded" {
@@ -200,7 +200,7 @@ func handleProxy(d *decider) gin.HandlerFunc {
 			Trusted: d.trusted.fromTrusted(r), Host: r.Host, Client: c,
 		})
 		if dec.Route != nil {
-			c.Set(routeKey, dec.Route.Name)
+			c.Set(routeKey, &dec.Route.Name)
 		}
 		if dec.Principal != nil {
 			c.Set(principalKey, dec.Principal)
@@ -216,7 +216,10 @@ func handleProxy(d *decider) gin.HandlerFunc {
 		rt := dec.Route
 		// The context is built whole, then the request copied once
 		// (WithContext copies the whole http.Request).
-		ctx := withOutbound(r.Context(), outbound(r.Header, dec))
+		ctx := r.Context()
+		if own := outbound(r.Header, dec); len(own) > 0 {
+			ctx = withOutbound(ctx, own)
+		}
 		var body *clientBody
 		if r.Body != nil && r.Body != http.NoBody {
 			body = &clientBody{ReadCloser: r.Body}
@@ -242,19 +245,23 @@ func handleProxy(d *decider) gin.HandlerFunc {
 
 // outbound returns the headers the gateway itself sends upstream, which
 // the route's Rewrite writes on the outbound request: the caller's
-// identity (none when anonymous), X-Request-Id and, when the route
-// forwards it, the token header. The headers the decision removes are
-// removed from in.
+// identity (none when anonymous) and, when the route forwards it, the
+// token header; nil when there are none (setOutbound adds X-Request-Id
+// from the inbound request). The headers the decision removes are removed
+// from in.
 func outbound(in http.Header, dec decision) http.Header {
 	own := dec.Identity
-	if v := in.Values(headerRequestID); len(v) > 0 {
-		own[headerRequestID] = v
-	}
+	// Every key here is canonical already (the gate's tokenHeader): plain
+	// map operations, as Values and Del would do after canonicalising the
+	// key again.
 	for _, k := range dec.Remove {
-		in.Del(k)
+		delete(in, k)
 	}
 	for _, k := range dec.Forward {
-		if v := in.Values(k); len(v) > 0 {
+		if v := in[k]; len(v) > 0 {
+			if own == nil {
+				own = http.Header{}
+			}
 			own[k] = v
 		}
 	}

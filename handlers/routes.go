@@ -79,7 +79,7 @@ func newRouter(d routerDeps) *gin.Engine {
 		r.Use(withClientKey())
 	}
 
-	cr := credentials{header: s.Auth.HeaderName, types: s.Auth.HeaderTypes}
+	cr := newCredentials(s.Auth.HeaderName, s.Auth.HeaderTypes)
 	as := s.AuthService
 	br := newBrowser(s.Browser, d.now)
 	if br != nil {

@@ -59,7 +59,7 @@ func (hr headerRules) isOwned(folded string) bool {
 // isAlias reports whether a header name is spelled with '_' or '.' where a
 // WSGI upstream would read '-'.
 func isAlias(name string) bool {
-	return strings.ContainsAny(name, "_.")
+	return strings.IndexByte(name, '_') >= 0 || strings.IndexByte(name, '.') >= 0 // ContainsAny, without building a set per call
 }
 
 // hasAlias reports whether any header name is spelled with '_' or '.'.
@@ -195,14 +195,20 @@ func withOutbound(ctx context.Context, own http.Header) context.Context {
 }
 
 // setOutbound writes the headers handleProxy decided (identity, the
-// identity token, X-Request-Id and the forwarded token) on the outbound
-// request. Rewrite runs after ReverseProxy has removed the hop-by-hop
-// headers, the ones a client names in Connection included, so a client
-// cannot strip what the gateway adds.
+// identity token and the forwarded token), then the request id observe
+// settled, on the outbound request. Rewrite runs after ReverseProxy has
+// removed the hop-by-hop headers, the ones a client names in Connection
+// included, so a client cannot strip what the gateway adds. The request id
+// is read from the inbound request, which ReverseProxy leaves whole, so an
+// anonymous request needs no outbound headers of its own (no map, no
+// context value).
 func setOutbound(out http.Header, in *http.Request) {
 	own, _ := in.Context().Value(outboundKey{}).(http.Header)
 	for k, v := range own {
 		out[k] = v
+	}
+	if v := in.Header[headerRequestID]; len(v) > 0 {
+		out[headerRequestID] = v
 	}
 }
 

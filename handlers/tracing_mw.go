@@ -38,7 +38,7 @@ func traceRequests(tr *tracing.Tracing, trusted trustedProxies) gin.HandlerFunc 
 		ctx, span := tr.Tracer().Start(ctx, "request", trace.WithSpanKind(trace.SpanKindServer))
 		c.Request = r.WithContext(ctx)
 		c.Next()
-		route := c.GetString(routeKey)
+		route := routeName(c)
 		if route == "" {
 			route = c.FullPath()
 		}

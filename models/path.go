@@ -81,6 +81,22 @@ func UnusualPath(clean string) string {
 // unusual: the first layer is clean, so its plain "." and ".." segments
 // are resolved already; in a deeper layer the gateway never saw them.
 func unusualLayer(p string) string {
+	if plainASCII(p) {
+		// The common case, without the rune loop: printable ASCII has no
+		// control character, no look-alike, and a backslash is checked.
+		for seg := range strings.SplitSeq(p, "/") {
+			if isDotLike(seg) {
+				return "dot segment the gateway does not resolve"
+			}
+		}
+		return ""
+	}
+	return unusualRunes(p)
+}
+
+// unusualRunes is unusualLayer for any string: control characters,
+// backslashes and their look-alikes, dot segments after look-alikes map.
+func unusualRunes(p string) string {
 	if !utf8.ValidString(p) {
 		return "invalid UTF-8"
 	}
@@ -137,6 +153,17 @@ func mapLookalikes(p string) string {
 		}
 		return r
 	}, p)
+}
+
+// plainASCII reports whether s is printable ASCII (0x20-0x7e) without a
+// backslash.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func isASCII(s string) bool {

@@ -144,3 +144,20 @@ func TestMatchesPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestUnusualLayerFastPath: the printable-ASCII shortcut answers as the
+// rune-by-rune check does, on dot segments, parameters, trailing spaces,
+// backslashes and control characters (which leave the shortcut).
+func TestUnusualLayerFastPath(t *testing.T) {
+	parts := []string{"", "/", "a", ".", "..", "...", ";", ";x", " ", "\\", "\t", "\x7f", "%2e", "api", "..;", ".. "}
+	for _, a := range parts {
+		for _, b := range parts {
+			for _, c := range parts {
+				p := "/" + a + "/" + b + c + "/" + c
+				if got, want := unusualLayer(p), unusualRunes(p); got != want {
+					t.Errorf("unusualLayer(%q) = %q, the rune check says %q", p, got, want)
+				}
+			}
+		}
+	}
+}

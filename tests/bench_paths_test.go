@@ -1,11 +1,17 @@
 package tests
 
 import (
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"jwtgate/tests/fakeauth"
 )
@@ -106,5 +112,50 @@ func BenchmarkPathLocalNewToken(b *testing.B) {
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkPathBare: the same harness and upstream as the rows above through
+// a bare httputil.ReverseProxy (Rewrite with SetURL and SetXForwarded, a
+// pooled transport and pooled copy buffers, as tests/load/loadkit's bare
+// proxy): the floor PathNone and PathRemoteWarm are compared with.
+func BenchmarkPathBare(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	b.Cleanup(up.Close)
+	target, err := url.Parse(up.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	b.Cleanup(t.CloseIdleConnections)
+	pool := &sync.Pool{New: func() any { return new([32 << 10]byte) }}
+	h := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
+		Transport:  t,
+		BufferPool: benchBufferPool{pool},
+		ErrorLog:   log.New(io.Discard, "", 0),
+	}
+	benchServe(b, h, "/open/orders", "")
+}
+
+// benchBufferPool lends the bare proxy 32 KiB copy buffers.
+type benchBufferPool struct{ p *sync.Pool }
+
+// Get returns a 32 KiB buffer.
+func (b benchBufferPool) Get() []byte { return b.p.Get().(*[32 << 10]byte)[:] }
+
+// Put takes a buffer back.
+func (b benchBufferPool) Put(buf []byte) {
+	if len(buf) == 32<<10 {
+		b.p.Put((*[32 << 10]byte)(buf))
 	}
 }
