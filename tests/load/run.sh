@@ -466,7 +466,7 @@ if ((rows_on)); then
 Warnings:$warnings"
 fi
 if [ -n "$mem_line" ]; then
-  mem_line+=": $(awk -v r="$rss" 'BEGIN { print (r <= 150 * 1024 ? "within" : "OVER") }') the 150 MB target."
+  mem_line+=": $(awk -v r="$rss" 'BEGIN { print (r <= 100 * 1024 ? "within" : "OVER") }') the 100 MB target (issue 16)."
 fi
 
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
