@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -86,6 +87,53 @@ func BenchmarkPathRemoteWarm(b *testing.B) {
 	h, fa, id := benchPaths(b, false, "100000")
 	access, _ := fa.IssuePair(id)
 	benchServe(b, h, "/api/orders", access)
+}
+
+// BenchmarkPathRemoteWarmMany: load row 5, verify: remote with 10 000
+// tokens of 1 000 users (token i belongs to user i mod 1 000, as
+// loadkit mint -users 1000 -count 10000), every verdict and user cached
+// before the timer starts, requests round robin over the tokens.
+func BenchmarkPathRemoteWarmMany(b *testing.B) {
+	const users, tokens = 1000, 10000
+	h, fa, first := benchPaths(b, false, "100000")
+	ids := make([]int64, users)
+	ids[0] = first
+	for i := 1; i < users; i++ {
+		ids[i] = fa.AddUser(fakeauth.User{
+			Email:    fmt.Sprintf("user%d@example.com", i),
+			Username: fmt.Sprintf("user%d", i),
+			Password: "password",
+			Extra:    map[string]any{"services": []string{"billing"}},
+		}).ID
+	}
+	reqs := make([]*http.Request, tokens)
+	for i := range reqs {
+		access, _ := fa.IssuePair(ids[i%users])
+		reqs[i] = httptest.NewRequest(http.MethodGet, "/api/orders", nil)
+		reqs[i].Header.Set("Authorization", "Bearer "+access)
+		w := newRecorder()
+		h.ServeHTTP(w, reqs[i].Clone(reqs[i].Context()))
+		if w.Code != http.StatusOK {
+			b.Fatalf("warming token %d: status %d: %s", i, w.Code, w.Body)
+		}
+	}
+	calls := fa.TotalCalls()
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		req := reqs[i%tokens]
+		i++
+		w := newRecorder()
+		h.ServeHTTP(w, req.Clone(req.Context()))
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	b.StopTimer()
+	if n := fa.TotalCalls() - calls; n != 0 {
+		b.Fatalf("%d calls home on the warm path", n)
+	}
 }
 
 // BenchmarkPathLocalNewToken: load row 14, verify: local HS256 with every
