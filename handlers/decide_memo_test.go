@@ -8,16 +8,10 @@ import (
 	"jwtgate/models"
 )
 
-// decideMemoLen counts the memo's entries.
-func decideMemoLen(im *identityMemo) int {
-	n := 0
-	im.m.Range(func(any, any) bool { n++; return true })
-	return n
-}
-
 // The identity-header memo builds a record's values once, gives a
 // refreshed record (a new *models.User, as authn makes one) its own values,
-// and forgets a record once nothing holds it.
+// does not keep a record alive, and never hands one record's values to a
+// copy of it or to another memo (settings reloaded with another prefix).
 func TestDecideIdentityMemo(t *testing.T) {
 	idn := newIdentity("X-User-")
 	builds := 0
@@ -39,14 +33,26 @@ func TestDecideIdentityMemo(t *testing.T) {
 			t.Fatalf("refreshed record's email %q", h.value[0])
 		}
 	}
-	runtime.KeepAlive(old)
+	cp := *fresh
+	cp.Email = "copy@example.com"
+	if got := idn.memo.get(&cp, build); builds != 3 || got[1].value[0] != "copy@example.com" {
+		t.Fatalf("a copy of a record reused its values (%d builds, %v)", builds, got)
+	}
+	other := newIdentity("X-Other-")
+	if got := other.memo.get(fresh, other.values); got[0].name != "X-Other-Id" {
+		t.Fatalf("another memo got this memo's values: %v", got)
+	}
+	collected := make(chan struct{})
+	runtime.AddCleanup(old, func(ch chan struct{}) { close(ch) }, collected)
 	old, fresh = nil, nil
-	for i := 0; i < 500 && decideMemoLen(idn.memo) > 0; i++ {
+	for i := 0; i < 500; i++ {
 		runtime.GC()
-		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
+		select {
+		case <-collected:
+			return
+		case <-time.After(time.Millisecond): // cleanups run on their own goroutine
+		}
 	}
-	if n := decideMemoLen(idn.memo); n != 0 {
-		t.Fatalf("%d entries left after their records were dropped", n)
-	}
+	t.Fatal("a memoised record was never collected: the memo keeps it alive")
 	_, _ = old, fresh
 }

@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/textproto"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"weak"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -182,27 +179,24 @@ func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
 // identityMemo keeps each user record's identity header values, so the
 // warm path does not rebuild them per request. authn hands out one
 // *models.User per cached record and replaces the record, never changes
-// it, when the user is refreshed; the memo is keyed by that record's
-// address through a weak pointer, so an entry goes (runtime.AddCleanup)
-// once authn has dropped the record, and a new record gets new values.
+// it, when the user is refreshed; the values are kept on the record itself
+// (models.User.Derived, owned by this memo), so they go when authn drops
+// the record and a new record gets new values. Nothing here holds a
+// record: no map to look up per request, no weak handle or cleanup per
+// user.
 type identityMemo struct {
-	m sync.Map // weak.Pointer[models.User] -> identityValues
+	_ byte // non-zero size: every memo is a distinct owner
 }
 
 // get returns u's values, building them with build the first time.
 func (im *identityMemo) get(u *models.User, build func(*models.User) identityValues) identityValues {
-	k := weak.Make(u)
-	if v, ok := im.m.Load(k); ok {
+	if v, ok := u.Derived(im); ok {
 		return v.(identityValues)
 	}
 	v := build(u)
-	if _, loaded := im.m.LoadOrStore(k, v); !loaded {
-		runtime.AddCleanup(u, im.forget, k)
-	}
+	u.SetDerived(im, v)
 	return v
 }
-
-func (im *identityMemo) forget(k weak.Pointer[models.User]) { im.m.Delete(k) }
 
 // headerValue renders a mirrored value as one header line: strings as they
 // are, numbers and booleans in their JSON form, lists and maps as JSON. A

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // User is a mirrored record of the auth service's user. The primary key is
@@ -40,6 +42,37 @@ type User struct {
 	TokensValidAfter *time.Time
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// derived is a *derivedValue (see Derived), read and written
+	// atomically; not a column (unexported), and an unsafe.Pointer rather
+	// than atomic.Pointer so a User can still be copied by value.
+	derived unsafe.Pointer
+}
+
+// derivedValue is a value built from one record by one owner.
+type derivedValue struct {
+	owner any
+	rec   *User // the record it was built from: a copy of the User does not inherit it
+	v     any
+}
+
+// Derived returns the value owner derived from this record (with
+// SetDerived), if any. It lets another package keep a per-record value
+// (handlers' identity header values) with the record itself: the value
+// lives and dies with the record, and a refreshed record (a new *User) or a
+// copy of one starts without it. A record must not be changed once a value
+// has been derived from it.
+func (u *User) Derived(owner any) (any, bool) {
+	d := (*derivedValue)(atomic.LoadPointer(&u.derived))
+	if d == nil || d.rec != u || d.owner != owner {
+		return nil, false
+	}
+	return d.v, true
+}
+
+// SetDerived keeps v as owner's value for this record, replacing any other
+// owner's (one slot: the owner of the live settings wins).
+func (u *User) SetDerived(owner, v any) {
+	atomic.StorePointer(&u.derived, unsafe.Pointer(&derivedValue{owner: owner, rec: u, v: v}))
 }
 
 // UserKey identifies a mirrored user: the namespace (User.Issuer) and the
