@@ -9,7 +9,7 @@ import (
 // verdictCache is the verify cache: a fixed-capacity LRU of verdicts keyed
 // by TokenKey. Unlike a general LRU it has no heap object per entry: the
 // entries live in one slice, linked by int32 indices, and the index maps a
-// key to its slot, so a cached token costs its 104-byte slot and its index
+// key to its slot, so a cached token costs its 112-byte slot and its index
 // entry, not a list element with pointers and an unused expiry. It is safe
 // for concurrent use.
 type verdictCache struct {
