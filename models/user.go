@@ -153,11 +153,24 @@ func IDString(v any) (string, bool) {
 	return "", false
 }
 
+// standardAttributes are the keys Attributes sets from User's own fields.
+var standardAttributes = [...]string{"id", "email", "username", "first_name", "last_name", "is_active", "is_staff", "is_superuser"}
+
 // Attributes returns the user as access rules see it: every field the auth
 // service sent, with the mirrored columns as the authority for the standard
 // ones. The map is built fresh; callers may keep it.
 func (u *User) Attributes() map[string]any {
-	m := make(map[string]any, len(u.Fields)+8)
+	// Sized for the keys it will hold, not len(Fields)+8: the record from
+	// the auth service has the standard fields already, and a map sized
+	// for 17 keys takes twice the memory of one for 11 (a user cache of
+	// 10 000 users: 5 MB). Room is left for the "issuer" the cache adds.
+	n := len(u.Fields) + 1
+	for _, k := range standardAttributes {
+		if _, ok := u.Fields[k]; !ok {
+			n++
+		}
+	}
+	m := make(map[string]any, n)
 	maps.Copy(m, u.Fields)
 	m["id"] = u.ID
 	m["email"] = u.Email

@@ -6,14 +6,17 @@ import (
 	"jwtgate/models"
 )
 
-// Sizes behind the default soft memory limit, 68 MiB for the default
+// Sizes behind the default soft memory limit, 60 MiB for the default
 // caches (tests/load --memory-only: RSS 123.7 MB with 96.6 MiB, 101.4 MB
 // with 72 MiB; the process holds about 25 MB the Go runtime does not
-// manage: the SQLite driver's C allocations, the binary's code).
+// manage: the SQLite driver's C allocations, the binary's code). 60 MiB
+// since the attributes map of a cached user is sized for its keys (1.5 KiB
+// a user, was 2) and the verify cache's index stopped repeating the key
+// (224 bytes a token, was 256).
 const (
 	memLimitBase     = 24 << 20 // runtime, code, buffers, metrics, the rest
-	memLimitPerToken = 256      // a verdict in the verify cache (104-byte slot) and its index entry
-	memLimitPerUser  = 2 << 10  // a cached user record and its attributes
+	memLimitPerToken = 224      // a verdict in the verify cache (112-byte slot) and its table entries (8-16 bytes)
+	memLimitPerUser  = 1536     // a cached user record and its attributes (a 16-slot map for a typical record)
 	memLimitEnvVar   = "GOMEMLIMIT"
 )
 

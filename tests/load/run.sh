@@ -25,6 +25,7 @@
 #   bash tests/load/run.sh --rounds 1 --duration 3s   # a quick end-to-end run
 #   bash tests/load/run.sh --smoke               # ~1s per row, no thresholds, no RESULTS.md (CI)
 #   bash tests/load/run.sh --memory-only
+#   LOAD_SMAPS=/tmp/mem.smaps bash tests/load/run.sh --memory-only   # also keep the gateway's /proc/PID/smaps
 #   bash tests/load/run.sh --cpuprofile /tmp/prof   # gateways under pprof: /tmp/prof/NAME.pprof, NAME.heap
 #
 # Options: --rounds N, --duration D (wrk's: 10s, 1m), --threads N and
@@ -380,13 +381,18 @@ if ((memory)); then
   sleep 1
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[mem]}/status")
   hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${pid[mem]}/status")
+  # Anonymous (heap, stacks, C malloc) against file-backed (the binary's
+  # pages touched, shared libraries) resident memory; the whole map is kept
+  # in $LOAD_SMAPS when set, for reading where the rest goes.
+  if [ -n "${LOAD_SMAPS:-}" ]; then cp "/proc/${pid[mem]}/smaps" "$LOAD_SMAPS" || true; fi
+  anon=$(awk '/^Anonymous:/ {print $2}' "/proc/${pid[mem]}/smaps_rollup" 2>/dev/null || echo 0)
   # The Go runtime's own account, from /metrics on metrics_listen.
   gostats=$(curl -fsS "${metrics_url[mem]}" 2>/dev/null | awk '
     /^go_memstats_heap_inuse_bytes / { inuse = $2 } /^go_memstats_heap_idle_bytes / { idle = $2 }
     /^go_memstats_heap_released_bytes / { rel = $2 } /^go_memstats_sys_bytes / { sys = $2 }
     END { if (sys) printf "; Go heap in use %.1f MB, idle not yet returned %.1f MB, from the OS %.1f MB", inuse/1048576, (idle-rel)/1048576, sys/1048576 }' || true)
-  mem_line=$(awk -v r="$rss" -v h="$hwm" -v t="$mem_tokens" -v u="$mem_users" -v c=$((after - before)) \
-    -v g="$gostats" 'BEGIN { printf "RSS of the gateway after %d distinct tokens of %d users were cached: **%.1f MB** (peak %.1f MB%s; %d calls home: one verify per token, one fetch per user)", t, u, r/1024, h/1024, g, c }')
+  mem_line=$(awk -v r="$rss" -v h="$hwm" -v a="${anon:-0}" -v t="$mem_tokens" -v u="$mem_users" -v c=$((after - before)) \
+    -v g="$gostats" 'BEGIN { printf "RSS of the gateway after %d distinct tokens of %d users were cached: **%.1f MB** (peak %.1f MB; anonymous %.1f MB, file-backed %.1f MB%s; %d calls home: one verify per token, one fetch per user)", t, u, r/1024, h/1024, a/1024, (r-a)/1024, g, c }')
 fi
 
 # ---- report -----------------------------------------------------------
