@@ -45,9 +45,7 @@ var errSessionStamp = errors.New("oidc session: refresh cookie without a valid s
 // secret, with its own label: never the state cookie's key, never the
 // secret itself.
 func oidcSessionKey(clientSecret string) []byte {
-	m := hmac.New(sha256.New, []byte(clientSecret))
-	m.Write([]byte("jwtgate oidc session stamp v1"))
-	return m.Sum(nil)
+	return oidcDerivedKey(clientSecret, "jwtgate oidc session stamp v1")
 }
 
 // sealSession renders the refresh cookie's value of a provider session:

@@ -50,8 +50,14 @@ func randomToken(n int) string {
 // secret: every replica configured with the same client shares it, and
 // the secret itself is never used as a MAC key for anything else.
 func oidcStateKey(clientSecret string) []byte {
+	return oidcDerivedKey(clientSecret, "jwtgate oidc login state v1")
+}
+
+// oidcDerivedKey is HMAC-SHA256(client secret, label): one key per use of
+// the client secret, each under its own label.
+func oidcDerivedKey(clientSecret, label string) []byte {
 	m := hmac.New(sha256.New, []byte(clientSecret))
-	m.Write([]byte("jwtgate oidc login state v1"))
+	m.Write([]byte(label))
 	return m.Sum(nil)
 }
 

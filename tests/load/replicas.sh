@@ -56,19 +56,8 @@ die() { echo "replicas: $*" >&2; exit 1; }
 "${redis[@]}" ping >/dev/null || die "no Redis at 127.0.0.1:6379 (run tests/setup.sh)"
 "${pg_admin[@]}" -c 'SELECT 1' >/dev/null || die "no PostgreSQL at 127.0.0.1:5432 (run tests/setup.sh)"
 
-log "building into $work"
-go build -o "$work/" . ./tests/fakeauth/cmd/fakeauth ./tests/load/loadkit
-kit="$work/loadkit"
-
-wait_lines() {
-  local i
-  for i in $(seq 1 200); do
-    [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
+. tests/load/lib.sh
+build_kit
 
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export LOADKIT_SECRET=$secret FAKEAUTH_SECRET=$secret

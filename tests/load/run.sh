@@ -96,22 +96,8 @@ fi
 command -v curl >/dev/null || die "curl is needed"
 
 [ -n "$profdir" ] && { mkdir -p "$profdir"; profdir=$(cd "$profdir" && pwd); }
-log "building into $work"
-# One go build for the three commands: their links run in parallel.
-go build -o "$work/" . ./tests/fakeauth/cmd/fakeauth ./tests/load/loadkit
-[ -x "$work/jwtgate" ] && [ -x "$work/fakeauth" ] && [ -x "$work/loadkit" ] || die "build: expected jwtgate, fakeauth and loadkit in $work"
-kit="$work/loadkit"
-
-# wait_lines FILE N PID: until FILE has N lines (bounded), or PID died.
-wait_lines() {
-  local i
-  for i in $(seq 1 200); do
-    [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
+. tests/load/lib.sh
+build_kit
 
 # start NAME CMD...: run a server that prints its URL first; sets url[NAME].
 declare -A url pid metrics_url
