@@ -13,7 +13,8 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 # cgo: the SQLite driver is C and links glibc, which the runtime image has.
-RUN CGO_ENABLED=1 go build -trimpath -buildvcs=false \
+# nomsgpack: gin's MessagePack binding (unused) stays out: 6 MB less code.
+RUN CGO_ENABLED=1 go build -tags nomsgpack -trimpath -buildvcs=false \
       -ldflags "-s -w -X main.version=${VERSION}" -o /out/jwtgate . \
  && mkdir -p /out/state
 

@@ -5,7 +5,7 @@
 # into $work (their links run in parallel); sets kit.
 build_kit() {
   log "building into $work"
-  go build -o "$work/" . ./tests/fakeauth/cmd/fakeauth ./tests/load/loadkit
+  go build -tags nomsgpack -o "$work/" . ./tests/fakeauth/cmd/fakeauth ./tests/load/loadkit
   [ -x "$work/jwtgate" ] && [ -x "$work/fakeauth" ] && [ -x "$work/loadkit" ] || die "build: expected jwtgate, fakeauth and loadkit in $work"
   kit="$work/loadkit"
 }

@@ -40,7 +40,7 @@ trap 'exit 130' INT TERM
 die() { echo "soak: $*" >&2; exit 1; }
 
 echo "soak: building into $work" >&2
-go build -o "$work/jwtgate" .
+go build -tags nomsgpack -o "$work/jwtgate" .
 go build -o "$work/fakeauth" ./tests/fakeauth/cmd/fakeauth
 go build -o "$work/loadkit" ./tests/load/loadkit
 
