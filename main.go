@@ -47,5 +47,6 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return cli.RunBuild(ctx, args, getenv, stdout, stderr, cli.Build{
 		Version: version, Commit: commit, Date: date, Settings: defaultSettings, SetMemoryLimit: debug.SetMemoryLimit,
+		SetGCPercent: debug.SetGCPercent,
 	})
 }

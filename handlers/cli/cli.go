@@ -61,6 +61,9 @@ type Build struct {
 	// (runtime/debug.SetMemoryLimit); serve calls it with a default derived
 	// from the cache sizes unless GOMEMLIMIT is set. Nil: never set.
 	SetMemoryLimit func(int64) int64
+	// SetGCPercent sets GOGC (runtime/debug.SetGCPercent); serve calls it
+	// when it set the memory limit itself and GOGC is not set. Nil: never.
+	SetGCPercent func(int) int
 }
 
 const configHelp = "settings file (default $" + models.EnvConfig + ", else ./settings.yaml, else the built-in defaults)"

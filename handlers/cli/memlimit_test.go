@@ -19,13 +19,15 @@ import (
 func TestMemLimitServe(t *testing.T) {
 	fa := fakeauth.Start(t, fakeauth.Options{})
 	for _, c := range []struct {
-		name, env, yaml string
-		want            int64 // 0: not set
+		name, env, gogc, yaml string
+		want                  int64 // 0: not set
+		wantGC                int   // 0: not set
 	}{
-		{"defaults", "", "", memLimitBase + 100000*memLimitPerToken + 10000*memLimitPerUser},
-		{"small caches", "", "auth:\n  cache:\n    size: 1000\nusers:\n  cache_size: 100\n", memLimitBase + 1000*memLimitPerToken + 100*memLimitPerUser},
-		{"GOMEMLIMIT set", "200MiB", "", 0},
-		{"GOMEMLIMIT off", "off", "", 0},
+		{"defaults", "", "", "", memLimitBase + 100000*memLimitPerToken + 10000*memLimitPerUser, gcPercentWithLimit},
+		{"small caches", "", "", "auth:\n  cache:\n    size: 1000\nusers:\n  cache_size: 100\n", memLimitBase + 1000*memLimitPerToken + 100*memLimitPerUser, gcPercentWithLimit},
+		{"GOGC set", "", "150", "", memLimitBase + 100000*memLimitPerToken + 10000*memLimitPerUser, 0},
+		{"GOMEMLIMIT set", "200MiB", "", "", 0, 0},
+		{"GOMEMLIMIT off", "off", "", "", 0, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := writeConfig(t, `
@@ -36,11 +38,15 @@ auth_service:
 database:
   dsn: "`+filepath.Join(t.TempDir(), "m.db")+`"
 `+c.yaml)
-			var got atomic.Int64
-			b := Build{Version: "test", SetMemoryLimit: func(n int64) int64 { got.Store(n); return 0 }}
+			var got, gotGC atomic.Int64
+			b := Build{Version: "test", SetMemoryLimit: func(n int64) int64 { got.Store(n); return 0 },
+				SetGCPercent: func(n int) int { gotGC.Store(int64(n)); return 100 }}
 			getenv := func(k string) string {
-				if k == "GOMEMLIMIT" {
+				switch k {
+				case "GOMEMLIMIT":
 					return c.env
+				case "GOGC":
+					return c.gogc
 				}
 				return ""
 			}
@@ -66,6 +72,9 @@ database:
 			}
 			if got.Load() != c.want {
 				t.Fatalf("memory limit set to %d, want %d", got.Load(), c.want)
+			}
+			if gotGC.Load() != int64(c.wantGC) {
+				t.Fatalf("GOGC set to %d, want %d (0: left alone)", gotGC.Load(), c.wantGC)
 			}
 			if !strings.Contains(errb.String(), "memory limit") {
 				t.Fatalf("no memory limit line in the log:\n%s", errb.String())

@@ -30,7 +30,7 @@ func runServe(ctx context.Context, e *env, _ *flag.FlagSet, args []string) error
 	for _, w := range s.Warnings() {
 		log.Warn("settings: " + w)
 	}
-	applyMemoryLimit(s, e.getenv, e.build.SetMemoryLimit, log)
+	applyMemoryLimit(s, e.getenv, e.build.SetMemoryLimit, e.build.SetGCPercent, log)
 	gw, err := handlers.NewGateway(ctx, cfg, log, handlers.Options{Getenv: e.getenv, Version: e.version})
 	if err != nil {
 		return err
