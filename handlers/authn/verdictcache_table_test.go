@@ -120,7 +120,7 @@ func checkInternTable[T comparable](t *testing.T, name string, tab *internTable[
 }
 
 // TestVerdictCacheBytesPerToken: a full verify cache of 100 000 verdicts
-// costs its 112-byte slots and 8-byte table entries (at most twice as many
+// costs its 104-byte slots and 8-byte table entries (at most twice as many
 // as tokens), not a Go map repeating each 32-byte key (about 64 bytes a
 // token more; issue 16).
 func TestVerdictCacheBytesPerToken(t *testing.T) {
