@@ -31,7 +31,6 @@ func BenchmarkVerdictCacheGC(b *testing.B) {
 	runtime.GC()
 	scan := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
 	metrics.Read(scan)
-	b.ResetTimer()
 	for b.Loop() {
 		runtime.GC()
 	}
