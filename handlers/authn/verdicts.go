@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
-	"unique"
 	"unsafe"
 
 	"jwtgate/models"
@@ -29,15 +29,16 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("calls home throttled for this client; retry after %s", e.RetryAfter)
 }
 
-// verdict is a cached positive answer. It is kept small (64 bytes, no
-// pointers to per-entry data): times as Unix nanoseconds, no claims, and
-// the strings that repeat across tokens interned: one copy of (alg, kid,
-// iss) per key and issuer, one of the user id per user. With 100 000
-// cached tokens the verdicts are most of the gateway's memory (tests/load
-// --memory-only).
+// verdict is a cached positive answer: times as Unix nanoseconds, no
+// claims. The verify cache stores it as a storedVerdict, whose strings
+// (the user id, and the alg, kid and iss many tokens share) are ids into
+// the cache's intern tables: one copy of each string however many tokens
+// carry it, and no pointers in the cache's slots for the garbage
+// collector to scan. With 100 000 cached tokens the verdicts are most of
+// the gateway's memory (tests/load --memory-only).
 type verdict struct {
-	meta    unique.Handle[tokenMeta]
-	userID  unique.Handle[string]
+	meta    tokenMeta
+	userID  string
 	exp     int64    // the token's exp
 	iat     int64    // the token's iat, whole Unix seconds (0: none), for the user's cutoff
 	expires int64    // min(now+ttl, exp)
@@ -47,18 +48,23 @@ type verdict struct {
 // tokenMeta is what many tokens share: their signing key and issuer.
 type tokenMeta struct{ alg, kid, iss string }
 
+// clone returns m with its strings copied, so that an interned m keeps no
+// token's buffer alive.
+func (m tokenMeta) clone() tokenMeta {
+	return tokenMeta{alg: strings.Clone(m.alg), kid: strings.Clone(m.kid), iss: strings.Clone(m.iss)}
+}
+
 func newVerdict(tok models.Token, expires time.Time) verdict {
 	return verdict{
-		meta:   unique.Make(tokenMeta{alg: tok.Alg, kid: tok.Kid, iss: tok.Issuer}),
-		userID: unique.Make(tok.UserID),
+		meta:   tokenMeta{alg: tok.Alg, kid: tok.Kid, iss: tok.Issuer},
+		userID: tok.UserID,
 		exp:    tok.Expires.UnixNano(), iat: tok.IssuedAt, expires: expires.UnixNano(), key: tok.Key,
 	}
 }
 
 // token is the cached token, without its claims (see Principal.Claims).
 func (v *verdict) token() models.Token {
-	m := v.meta.Value()
-	return models.Token{Alg: m.alg, Kid: m.kid, UserID: v.userID.Value(), Issuer: m.iss, Expires: time.Unix(0, v.exp), IssuedAt: v.iat, Key: v.key}
+	return models.Token{Alg: v.meta.alg, Kid: v.meta.kid, UserID: v.userID, Issuer: v.meta.iss, Expires: time.Unix(0, v.exp), IssuedAt: v.iat, Key: v.key}
 }
 
 // TokenKey is the verify cache key of a token: its SHA-256, so raw tokens

@@ -16,7 +16,7 @@ import (
 // (224 bytes a token, was 256).
 const (
 	memLimitBase     = 24 << 20 // runtime, code, buffers, metrics, the rest
-	memLimitPerToken = 224      // a verdict in the verify cache (112-byte slot) and its table entries (8-16 bytes)
+	memLimitPerToken = 224      // a verdict in the verify cache (104-byte slot, was 112) and its table entries (8-16 bytes)
 	memLimitPerUser  = 1536     // a cached user record and its attributes (a 16-slot map for a typical record)
 	memLimitEnvVar   = "GOMEMLIMIT"
 	gcPercentEnvVar  = "GOGC"
