@@ -9,10 +9,14 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"jwtgate/tests/fakeauth"
 )
@@ -48,10 +52,14 @@ routes:
 // benchSecret is the HS256 key of the local rows' fake auth service.
 const benchSecret = "jwtgate-bench-secret-0123456789abcdef"
 
-// benchPaths starts the load benchmark's gateway in-process (verify: local
-// HS256 when local), with a verdict cache of cache entries, and returns its
-// handler and the fake auth service.
-func benchPaths(b *testing.B, local bool, cache string) (http.Handler, *fakeauth.Server, int64) {
+// benchLocalHS256 is the auth.local block of load row 14 (verify: local
+// HS256); a benchmark using it sets JWTGATE_BENCH_HS256 to benchSecret.
+const benchLocalHS256 = "  verify: local\n  local:\n    keys: [\"env:JWTGATE_BENCH_HS256\"]\n    algorithms: [HS256]"
+
+// benchPaths starts the load benchmark's gateway in-process (verify is the
+// auth.local block of a local row, "" for verify: remote), with a verdict
+// cache of cache entries, and returns its handler and the fake auth service.
+func benchPaths(b *testing.B, verify, cache string) (http.Handler, *fakeauth.Server, int64) {
 	b.Helper()
 	fa, id := newFake(b, fakeauth.Options{Secret: []byte(benchSecret), AccessTTL: 3 * time.Hour}) // as run.sh
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,11 +67,7 @@ func benchPaths(b *testing.B, local bool, cache string) (http.Handler, *fakeauth
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
 	b.Cleanup(up.Close)
-	verify := ""
-	if local {
-		b.Setenv("JWTGATE_BENCH_HS256", benchSecret)
-		verify = "  verify: local\n  local:\n    keys: [\"env:JWTGATE_BENCH_HS256\"]\n    algorithms: [HS256]"
-	}
+	b.Setenv("JWTGATE_BENCH_HS256", benchSecret)
 	cfg := strings.NewReplacer("%VERIFY%", verify, "%CACHE%", cache).Replace(benchPathsConfig)
 	gw := startGatewayAt(b, slog.LevelWarn, cfg, fa.URL(), up.URL, nil)
 	b.Cleanup(func() {
@@ -77,14 +81,14 @@ func benchPaths(b *testing.B, local bool, cache string) (http.Handler, *fakeauth
 // BenchmarkPathNone: load row 2, an auth: none route (the gateway's own
 // pipeline: router, middleware, path checks, header hygiene, proxy).
 func BenchmarkPathNone(b *testing.B) {
-	h, _, _ := benchPaths(b, false, "100000")
+	h, _, _ := benchPaths(b, "", "100000")
 	benchServe(b, h, "/open/orders", "")
 }
 
 // BenchmarkPathRemoteWarm: load row 3, verify: remote with the token's
 // verdict and user cached.
 func BenchmarkPathRemoteWarm(b *testing.B) {
-	h, fa, id := benchPaths(b, false, "100000")
+	h, fa, id := benchPaths(b, "", "100000")
 	access, _ := fa.IssuePair(id)
 	benchServe(b, h, "/api/orders", access)
 }
@@ -95,7 +99,7 @@ func BenchmarkPathRemoteWarm(b *testing.B) {
 // before the timer starts, requests round robin over the tokens.
 func BenchmarkPathRemoteWarmMany(b *testing.B) {
 	const users, tokens = 1000, 10000
-	h, fa, first := benchPaths(b, false, "100000")
+	h, fa, first := benchPaths(b, "", "100000")
 	ids := make([]int64, users)
 	ids[0] = first
 	for i := 1; i < users; i++ {
@@ -146,11 +150,59 @@ func BenchmarkPathRemoteWarmMany(b *testing.B) {
 // request a token whose verdict is not cached (64 tokens cycle through a
 // cache of 16): the pre-checks and the signature check on every request.
 func BenchmarkPathLocalNewToken(b *testing.B) {
-	h, fa, id := benchPaths(b, true, "16")
+	h, fa, id := benchPaths(b, benchLocalHS256, "16")
 	toks := make([]string, 64)
 	for i := range toks {
 		toks[i], _ = fa.IssuePair(id)
 	}
+	benchNewTokens(b, h, toks)
+}
+
+// BenchmarkPathLocalNewTokenRS256: load row 11, verify: local RS256 (a
+// 2048-bit key from a PEM file) with every request a token whose verdict
+// is not cached, as BenchmarkPathLocalNewToken. HS256 is allowed too only
+// so one token of the fake auth service's can put the user in the mirror
+// first (it cannot read RS256 tokens to serve the record; run.sh seeds the
+// mirror instead).
+func BenchmarkPathLocalNewTokenRS256(b *testing.B) {
+	// The unit tests' fixed key pair (not a secret): a key generated here
+	// would make the setup's instruction count vary from run to run.
+	keyPEM, err := os.ReadFile("../handlers/authn/testdata/rsa_private.pem")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := jwt.ParseRSAPrivateKeyFromPEM(keyPEM)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pemFile, err := filepath.Abs("../handlers/authn/testdata/rsa_public.pem")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, fa, id := benchPaths(b, "  verify: local\n  local:\n    keys: [\""+pemFile+"\", \"env:JWTGATE_BENCH_HS256\"]\n    algorithms: [RS256, HS256]", "16")
+	warm, _ := fa.IssuePair(id)
+	req := httptest.NewRequest(http.MethodGet, "/api/orders", nil)
+	req.Header.Set("Authorization", "Bearer "+warm)
+	w := newRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		b.Fatalf("warming the user: status %d: %s", w.Code, w.Body)
+	}
+	toks := make([]string, 64)
+	for i := range toks {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, fa.NewClaims(id, fakeauth.TypeAccess)).SignedString(key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		toks[i] = tok
+	}
+	benchNewTokens(b, h, toks)
+}
+
+// benchNewTokens serves GET /api/orders round robin over toks, each
+// expected to answer 200.
+func benchNewTokens(b *testing.B, h http.Handler, toks []string) {
+	b.Helper()
 	reqs := make([]*http.Request, len(toks))
 	for i, tok := range toks {
 		reqs[i] = httptest.NewRequest(http.MethodGet, "/api/orders", nil)

@@ -3,6 +3,7 @@ package authn
 import (
 	"cmp"
 	"context"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -82,6 +83,7 @@ type Local struct {
 	sets     []*keySet
 	algs     []string
 	cancel   context.CancelFunc
+	rsa      *rsaKeys
 	// skippedKeys counts JWKS keys skipped as unusable (jwkFilter).
 	skippedKeys atomic.Int64
 }
@@ -104,6 +106,9 @@ type keySet struct {
 	static map[string]any
 	jwks   *jwksKeys
 	algs   []string // the allowlist (auth.local.algorithms)
+	// rsa checks RS256/RS384/RS512 signatures with each key's modulus
+	// precomputed once (shared by the Local's key sets).
+	rsa *rsaKeys
 }
 
 // NewLocal builds the local verifier: it reads the PEM files, takes HMAC
@@ -122,7 +127,7 @@ func NewLocal(ctx context.Context, cfg LocalConfig, getenv func(string) string, 
 	hc := *cfg.HTTPClient
 	hc.Transport = limitBody{next: cmpTransport(hc.Transport)}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l := &Local{byIssuer: map[string]*keySet{}, algs: slices.Clone(cfg.Algorithms), cancel: cancel}
+	l := &Local{byIssuer: map[string]*keySet{}, algs: slices.Clone(cfg.Algorithms), cancel: cancel, rsa: newRSAKeys()}
 	var errs []error
 	for _, ic := range cfg.Issuers {
 		opts := []jwt.ParserOption{
@@ -137,7 +142,7 @@ func NewLocal(ctx context.Context, cfg LocalConfig, getenv func(string) string, 
 		if ic.Audience != "" {
 			opts = append(opts, jwt.WithAudience(ic.Audience))
 		}
-		ks := &keySet{setting: ic.Setting, issuer: ic.Issuer, parser: jwt.NewParser(opts...), validator: jwt.NewValidator(opts...), algs: l.algs}
+		ks := &keySet{setting: ic.Setting, issuer: ic.Issuer, parser: jwt.NewParser(opts...), validator: jwt.NewValidator(opts...), algs: l.algs, rsa: l.rsa}
 		if ic.JWKSURL != "" {
 			jc := hc // this issuer's client: its filter logs with its URL
 			jc.Transport = &jwkFilter{next: hc.Transport, url: ic.JWKSURL, log: log, skipped: &l.skippedKeys, logged: map[string]bool{}}
@@ -303,12 +308,12 @@ func (ks *keySet) check(raw string, t *jwt.Token, claims *jwt.RegisteredClaims, 
 			return fmt.Errorf("keyfunc returned empty verification key set: %w", jwt.ErrTokenUnverifiable)
 		}
 		for _, key := range have.Keys {
-			if err = t.Method.Verify(signed, t.Signature, key); err == nil {
+			if err = ks.verifySignature(t, signed, key); err == nil {
 				break
 			}
 		}
 	default:
-		err = t.Method.Verify(signed, t.Signature, have)
+		err = ks.verifySignature(t, signed, have)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, err)
@@ -317,6 +322,18 @@ func (ks *keySet) check(raw string, t *jwt.Token, claims *jwt.RegisteredClaims, 
 		return fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
 	}
 	return nil
+}
+
+// verifySignature is t.Method.Verify(signed, t.Signature, key), with an
+// RSA key and RS256/RS384/RS512 checked by ks.rsa (its modulus precomputed
+// once): the same results and errors.
+func (ks *keySet) verifySignature(t *jwt.Token, signed string, key any) error {
+	if m, ok := t.Method.(*jwt.SigningMethodRSA); ok {
+		if pub, ok := key.(*rsa.PublicKey); ok {
+			return ks.rsa.verify(m, signed, t.Signature, pub)
+		}
+	}
+	return t.Method.Verify(signed, t.Signature, key)
 }
 
 // registeredNames are the JSON names of jwt.RegisteredClaims' fields.
