@@ -50,7 +50,13 @@ func TestOIDCVerifyIntrospect(t *testing.T) {
 	if r := get(t, gw.URL+"/api/staff/x", bob); r.Status != http.StatusForbidden {
 		t.Fatalf("bob on staff: %d %s", r.Status, r.Body)
 	}
-	for name, tok := range map[string]string{"unknown opaque": "x" + alice[1:], "JWT the provider cannot introspect": p.Login(t, "alice", oidcResource).Access} {
+	// Another first character: "x"+alice[1:] was alice's own token when it
+	// began with x (1 run in 64), and the gateway rightly let it through.
+	unknown := "x" + alice[1:]
+	if alice[0] == 'x' {
+		unknown = "y" + alice[1:]
+	}
+	for name, tok := range map[string]string{"unknown opaque": unknown, "JWT the provider cannot introspect": p.Login(t, "alice", oidcResource).Access} {
 		if r := get(t, gw.URL+"/api/x", tok); r.Status != http.StatusUnauthorized {
 			t.Errorf("%s: %d %s", name, r.Status, r.Body)
 		}

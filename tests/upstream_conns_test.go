@@ -15,7 +15,7 @@ import (
 // connection churn: a new TCP connection per request would cost a
 // handshake and, under load, run the machine out of ports). 16 clients
 // sending 25 requests each, on an authenticated and an auth: none route,
-// open at most one upstream connection per client.
+// open about one upstream connection per client (at most two).
 func TestCoreUpstreamConnectionsReused(t *testing.T) {
 	const clients, each = 16, 25
 	fa, id := newFake(t, fakeauth.Options{})
@@ -66,8 +66,13 @@ func TestCoreUpstreamConnectionsReused(t *testing.T) {
 			if n := failed.Load(); n != 0 {
 				t.Fatalf("%d of %d requests failed", n, clients*each)
 			}
-			if n := accepted.Load() - before; n > clients {
-				t.Fatalf("the upstream accepted %d connections for %d requests from %d clients, want at most %d", n, clients*each, clients, clients)
+			// A connection goes back to the pool when the transport has
+			// read the response's end, which may come after the client
+			// has its answer and sent the next request: on a loaded
+			// machine a few more than one per client (17 seen). Churn
+			// (Go's default of 2 idle connections per host) is 167.
+			if n, most := accepted.Load()-before, int64(2*clients); n > most {
+				t.Fatalf("the upstream accepted %d connections for %d requests from %d clients, want at most %d", n, clients*each, clients, most)
 			}
 		})
 	}
