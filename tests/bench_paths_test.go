@@ -21,6 +21,19 @@ import (
 	"jwtgate/tests/fakeauth"
 )
 
+// The BenchmarkPath* benchmarks are the load rows in one process. Wall
+// times on a shared 2-core machine are noise; count instructions instead
+// (repeatable whatever else runs), and take the difference of two runs so
+// the setup cancels out:
+//
+//	go test -c -o /tmp/t.test ./tests
+//	GOGC=off GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind \
+//	  --callgrind-out-file=/tmp/N.cg /tmp/t.test -test.run '^$' -test.bench 'BenchmarkPathRemoteWarm$' -test.benchtime Nx
+//
+// Ir per request = (totals at 1200x - totals at 200x) / 1000.
+// cpu.rdtscp=off: valgrind 3.19 does not know RDTSCP, which the runtime
+// uses on CPUs that have it (SIGILL in runtime.cputicks otherwise).
+
 // benchPathsConfig is the load benchmark's gateway (tests/load/run.sh):
 // log level warn, a route with auth: none and one with the default auth.
 // %VERIFY% is replaced by the auth.local block of a local row.
