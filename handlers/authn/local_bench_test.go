@@ -19,11 +19,7 @@ func benchTokens(b *testing.B) map[string]string {
 	}
 }
 
-func benchLocal(b *testing.B) *Local {
-	return newTestLocal(b, LocalConfig{
-		Issuers: staticIssuer("testdata/rsa_public.pem", "testdata/ec_public.pem", "env:JWT_SECRET"),
-	}, env(map[string]string{"JWT_SECRET": testSecret}))
-}
+func benchLocal(b *testing.B) *Local { return staticLocal(b) }
 
 // BenchmarkLocalVerify: what verify: local costs for a token not yet in
 // the cache: the pre-checks plus signature, alg, key type, exp, iss, aud.

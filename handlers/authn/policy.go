@@ -256,8 +256,8 @@ func (l *Local) verify(ctx context.Context, ks *keySet, raw string) error {
 
 // verifyDecoded is verify for a token the pre-checks may have decoded
 // (pre, nil: not decoded): its header, signature and claims are then used
-// as they are, unless registeredClaims says the claims need golang-jwt's
-// own decoding to be read the same way.
+// as they are, unless decodedToken says the claims need golang-jwt's own
+// decoding to be read the same way. Either way the checks are ks.check's.
 func (l *Local) verifyDecoded(ctx context.Context, ks *keySet, raw string, pre *models.Token) error {
 	var claims jwt.RegisteredClaims
 	keyFor := func(t *jwt.Token) (any, error) { return ks.key(ctx, t) }
@@ -266,7 +266,7 @@ func (l *Local) verifyDecoded(ctx context.Context, ks *keySet, raw string, pre *
 		if t, ok := decodedToken(raw, pre, &claims); ok {
 			return t, ks.check(raw, t, &claims, keyFor)
 		}
-		return ks.parser.ParseWithClaims(raw, &claims, keyFor)
+		return ks.parse(raw, &claims, keyFor)
 	}
 	tok, err := parse()
 	if err == nil {
@@ -289,6 +289,20 @@ func (l *Local) verifyDecoded(ctx context.Context, ks *keySet, raw string, pre *
 	return err
 }
 
+// parse is ks.parser.ParseWithClaims with the signature checked by check
+// (verifySignature: RSA with its modulus precomputed), for a token the
+// pre-checks did not decode (a cached verdict in hybrid mode): the same
+// token, claims and errors. The parser's own ParseUnverified decodes raw
+// with its options; in golang-jwt v5.3.1 it decodes the signature too,
+// with ParseWithClaims' error, before the alg allowlist is looked at.
+func (ks *keySet) parse(raw string, claims *jwt.RegisteredClaims, keyFor jwt.Keyfunc) (*jwt.Token, error) {
+	t, _, err := ks.parser.ParseUnverified(raw, claims)
+	if err != nil {
+		return t, err
+	}
+	return t, ks.check(raw, t, claims, keyFor)
+}
+
 // check is what ks.parser's ParseWithClaims does after decoding, in its
 // order and with its errors (classify reads them): the alg allowlist, the
 // key, the signature over the first two segments, then the claims.
@@ -301,7 +315,7 @@ func (ks *keySet) check(raw string, t *jwt.Token, claims *jwt.RegisteredClaims, 
 	if err != nil {
 		return fmt.Errorf("error while executing keyfunc: %w: %w", jwt.ErrTokenUnverifiable, err)
 	}
-	signed := raw[:strings.LastIndexByte(raw, '.')] // header.claims, as received (canonical: the pre-checks saw to it)
+	signed := raw[:strings.LastIndexByte(raw, '.')] // header.claims as received: ParseWithClaims' parts[0] + "." + parts[1] (t decoded raw: exactly three segments)
 	switch have := got.(type) {
 	case jwt.VerificationKeySet:
 		if len(have.Keys) == 0 {
