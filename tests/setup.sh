@@ -18,6 +18,7 @@ packages=(
   caddy       # forward-auth test (forward_auth, tests/platforms_caddy_test.go)
   systemd     # systemd-analyze verify of the unit `jwtgate systemd-unit` prints
   wrk         # load benchmark
+  valgrind    # load benchmark: instructions per request (callgrind)
   postgresql  # replica tests (several gateways on one database)
   redis-server # shared verdict cache tests (auth.cache.redis_url; redis-cli too)
   chromium    # real-browser test of browser mode (tests/browser_chromium_test.go, driven by chromedp)

@@ -17,14 +17,18 @@
 # × its bare row, the serving process's own CPU time per request
 # (utime+stime from /proc/PID/stat over the row, divided by the requests)
 # and × the bare row's, and calls home per request. Then the gateway's RSS
-# after 100 000 distinct tokens of 10 000 users are cached. It prints a
-# markdown table and writes it with the machine's description to
+# after 100 000 distinct tokens of 10 000 users are cached, and the
+# instructions per request of the bare proxy and the gateway counted by
+# valgrind's callgrind in the serving process (a figure that, unlike req/s
+# and CPU time, does not move with what else the machine is doing). It
+# prints a markdown table and writes it with the machine's description to
 # tests/load/RESULTS.md.
 #
 #   bash tests/load/run.sh                       # 3 rounds of 10s per row, memory step
 #   bash tests/load/run.sh --rounds 1 --duration 3s   # a quick end-to-end run
 #   bash tests/load/run.sh --smoke               # ~1s per row, no thresholds, no RESULTS.md (CI)
 #   bash tests/load/run.sh --memory-only
+#   bash tests/load/run.sh --instructions-only  # only the callgrind step (~2 min)
 #   LOAD_SMAPS=/tmp/mem.smaps bash tests/load/run.sh --memory-only   # also keep the gateway's /proc/PID/smaps
 #   bash tests/load/run.sh --cpuprofile /tmp/prof   # gateways under pprof: /tmp/prof/NAME.pprof, NAME.heap
 #
@@ -33,16 +37,17 @@
 # little of the machine as it can, and 8 connections per core), --cold-rate
 # N (tokens minted per second of a cold row; raise it if the report says
 # tokens were reused), --local-rate N (the same for the local rows; RS256
-# tokens are slow to mint), --no-memory, --memory-only, --out FILE (default
-# tests/load/RESULTS.md; --smoke writes none).
+# tokens are slow to mint), --no-memory, --memory-only, --no-instructions,
+# --instructions-only, --out FILE (default tests/load/RESULTS.md; --smoke
+# writes none).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/usr/local/go/bin"
 
 cores=$(nproc)
 rounds=3 duration=10s threads=1 conns=$((8 * cores)) cold_rate=20000 local_rate=6000 warmup=2s
-memory=1 rows_on=1 smoke=0 out=tests/load/RESULTS.md profdir="" gap=1
-mem_tokens=100000 mem_users=10000 late_delay=200ms late_limit=8 many_tokens=10000 many_users=1000 settle=2
+memory=1 rows_on=1 instr=1 smoke=0 out=tests/load/RESULTS.md profdir="" gap=1
+instr_n=2000 instr_tokens=2000 mem_tokens=100000 mem_users=10000 late_delay=200ms late_limit=8 many_tokens=10000 many_users=1000 settle=2
 while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -52,17 +57,19 @@ while (($#)); do
     --cold-rate) cold_rate=$2; shift 2 ;;
     --local-rate) local_rate=$2; shift 2 ;;
     --no-memory) memory=0; shift ;;
-    --memory-only) rows_on=0; shift ;;
+    --memory-only) rows_on=0 instr=0; shift ;;
+    --no-instructions) instr=0; shift ;;
+    --instructions-only) rows_on=0 memory=0; shift ;;
     --out) out=$2; shift 2 ;;
     --cpuprofile) profdir=$2; shift 2 ;;
     --smoke) smoke=1; shift ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 if ((smoke)); then
   rounds=1 duration=1s warmup="" cold_rate=20000 local_rate=300 mem_tokens=2000 mem_users=200 gap=0.2
-  many_tokens=1000 many_users=100 settle=0.5
+  many_tokens=1000 many_users=100 settle=0.5 instr_n=100 instr_tokens=100
   [ "$out" = tests/load/RESULTS.md ] && out=""
 fi
 case $duration in
@@ -101,6 +108,7 @@ build_kit
 
 # start NAME CMD...: run a server that prints its URL first; sets url[NAME].
 declare -A url pid metrics_url
+gw_under=()
 start() {
   local name=$1; shift
   "$@" >"$work/$name.out" 2>"$work/$name.err" &
@@ -173,13 +181,15 @@ routes:
   - path: "/api/"
     upstream: "${url[upstream]}"
 EOF
-  local cmd=("$work/jwtgate")
+  local cmd=("$work/jwtgate") tries=200
   [ -n "$profdir" ] && cmd=("$kit" gateway -cpuprofile "$profdir/$name.pprof" -memprofile "$profdir/$name.heap" --)
+  # gw_under: a command the gateway runs under (callgrind), slow to start.
+  ((${#gw_under[@]})) && cmd=("${gw_under[@]}" "$work/jwtgate") tries=900
   JWTGATE_LISTEN=127.0.0.1:$port "${cmd[@]}" serve --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
   pid[$name]=$!
   pids+=($!)
   url[$name]=http://127.0.0.1:$port
-  for i in $(seq 1 200); do
+  for i in $(seq 1 "$tries"); do
     curl -fsS -o /dev/null "${url[$name]}/healthz" 2>/dev/null && return 0
     kill -0 "${pid[$name]}" 2>/dev/null || return 1
     sleep 0.1
@@ -381,6 +391,89 @@ if ((memory)); then
     -v g="$gostats" 'BEGIN { printf "RSS of the gateway after %d distinct tokens of %d users were cached: **%.1f MB** (peak %.1f MB; anonymous %.1f MB, file-backed %.1f MB%s; %d calls home: one verify per token, one fetch per user)", t, u, r/1024, h/1024, a/1024, (r-a)/1024, g, c }')
 fi
 
+# ---- instructions per request -------------------------------------------
+# The bare proxy and one gateway (the settings of the rows' 'remote') each
+# run under valgrind's callgrind with GOMAXPROCS=1 and GOGC=off (the work
+# each request does, without the collector: the rows above run the bare
+# proxy at Go's default GOGC=100 and the gateway at its own 400, which
+# changes what a collection costs per request, not what a request does);
+# each is warmed, its
+# counters zeroed (callgrind_control -z), sent $instr_n requests by loadkit
+# rr (4 at a time), and its counters dumped (-d): user-space instructions
+# per request, in the serving process only. They do not depend on what else
+# the machine is doing. The kernel's share (the socket system calls, the same
+# for both: strace counts 2 writes and 4 reads per request on each) is not
+# in them, so × bare here is larger than the CPU ratio above.
+instr_table=""
+if ((instr)); then
+  command -v valgrind >/dev/null && command -v callgrind_control >/dev/null \
+    || die "the instructions step needs valgrind (apt-get install valgrind), or pass --no-instructions"
+  log "instructions: bare proxy and gateway under callgrind, $instr_n requests each"
+  # cpu.rdtscp=off: valgrind 3.19 does not know RDTSCP, which the Go runtime
+  # uses where the CPU has it (SIGILL otherwise).
+  vg=(env GOGC=off GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind)
+  port=$("$kit" freeport)
+  "${vg[@]}" --callgrind-out-file="$work/vgbare.cg.%p" "$kit" proxy -listen "127.0.0.1:$port" -target "${url[upstream]}" \
+    >"$work/vgbare.out" 2>"$work/vgbare.err" &
+  pid[vgbare]=$!
+  pids+=($!)
+  url[vgbare]=http://127.0.0.1:$port
+  gw_under=("${vg[@]}" --callgrind-out-file="$work/vggw.cg.%p")
+  gateway vggw || die "the gateway did not start under valgrind: $(tail -n 5 "$work/vggw.log")"
+  gw_under=()
+  for i in $(seq 1 900); do
+    curl -fsS -o /dev/null "${url[vgbare]}/" 2>/dev/null && break
+    kill -0 "${pid[vgbare]}" 2>/dev/null || die "the bare proxy did not start under valgrind: $(tail -n 5 "$work/vgbare.err")"
+    sleep 0.1
+  done
+  mint -users 1 -count 1 -out "$work/instr1"
+  mint -users 1000 -count "$instr_tokens" -out "$work/instrmany"
+  # rr_ok URL TOKENS ROUNDS: send them, every answer a 200, or die.
+  rr_ok() {
+    local outp want
+    want=$(($(grep -c . "$2") * $3))
+    outp=$("$kit" rr -urls "$1" -tokens "$2" -rounds "$3" -c 4 2>&1) || die "loadkit rr $1: $outp"
+    grep -q "map\[200:$want\]" <<<"$outp" || die "loadkit rr $1: not $want answers of 200: $outp"
+  }
+  # ndumps NAME: the counter dumps process NAME has written.
+  ndumps() {
+    local f c=0
+    for f in "$work/$1.cg.${pid[$1]}".*; do [ -e "$f" ] && c=$((c + 1)); done
+    echo "$c"
+  }
+  # instructions NAME URL TOKENS ROUNDS: the instructions per request of
+  # process NAME serving TOKENS × ROUNDS requests to URL (warmed first).
+  instructions() {
+    local name=$1 n dumps i f
+    rr_ok "$2" "$3" 1
+    n=$(($(grep -c . "$3") * $4))
+    callgrind_control -z "${pid[$name]}" >/dev/null || die "callgrind_control -z $name failed"
+    rr_ok "$2" "$3" "$4"
+    dumps=$(ndumps "$name")
+    callgrind_control -d "${pid[$name]}" >/dev/null || die "callgrind_control -d $name failed"
+    for i in $(seq 1 300); do
+      (($(ndumps "$name") > dumps)) && break
+      sleep 0.1
+    done
+    f="$work/$name.cg.${pid[$name]}.$((dumps + 1))"
+    for i in $(seq 1 100); do grep -q '^summary:' "$f" 2>/dev/null && break; sleep 0.1; done
+    awk -v n="$n" '/^summary:/ { printf "%.0f\n", $2 / n; found = 1 } END { if (!found) exit 1 }' "$f" \
+      || die "no callgrind summary in $f"
+  }
+  ir_bare=$(instructions vgbare "${url[vgbare]}/api/bench" "$work/instr1" "$instr_n")
+  ir_none=$(instructions vggw "${url[vggw]}/open/bench" "$work/instr1" "$instr_n")
+  ir_warm=$(instructions vggw "${url[vggw]}/api/bench" "$work/instr1" "$instr_n")
+  ir_many=$(instructions vggw "${url[vggw]}/api/bench" "$work/instrmany" $(((instr_n + instr_tokens - 1) / instr_tokens)))
+  irow() { awk -v s="$1" -v a="$2" -v b="$ir_bare" 'BEGIN { printf "| %s | %d | %.2f |", s, a, a / b }'; }
+  instr_table="| Setup (as rows 1, 2, 3, 5) | Instructions / request | × bare |
+|---|---:|---:|
+$(irow "bare httputil.ReverseProxy, 1 token" "$ir_bare")
+$(irow "jwtgate, auth: none" "$ir_none")
+$(irow "jwtgate, remote, warm (1 token)" "$ir_warm")
+$(irow "jwtgate, remote, warm ($instr_tokens tokens of 1000 users)" "$ir_many")"
+  kill "${pid[vgbare]}" "${pid[vggw]}" 2>/dev/null || true
+fi
+
 # ---- report -----------------------------------------------------------
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print 0 } else if (NR % 2) { print v[(NR + 1) / 2] } else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 } }'; }
 field() { # field ROW NAME: that field of every round, one per line
@@ -488,6 +581,13 @@ $rounds_table
 "
 [ -n "$mem_line" ] && report+="
 Memory: $mem_line
+"
+[ -n "$instr_table" ] && report+="
+Instructions per request in the serving process (user space, valgrind callgrind, GOMAXPROCS=1, GOGC=off in both,
+$instr_n requests after a warm-up; kernel time and garbage collection not included), a figure that holds still
+whatever else the machine does:
+
+$instr_table
 "
 echo
 echo "$report"
