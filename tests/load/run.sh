@@ -13,6 +13,9 @@
 #                                         14 local HS256, every request a new token
 #  10  bare proxy, a new RS256 token each 11 local RS256, every request a new token
 #  12  bare proxy, a new ES256 token each 13 local ES256, every request a new token
+#  16  bare proxy, 10 000 tokens, 3 × ttl 15 remote, 10 000 tokens in steady use for
+#                                             3 × cache.ttl (30 s): refresh-ahead at work
+# Rows 15 and 16 are measured once, after the rounds, each for 3 × ttl.
 # For each row: requests/s (median and min-max of the rounds), p50, p99,
 # × its bare row, the serving process's own CPU time per request
 # (utime+stime from /proc/PID/stat over the row, divided by the requests)
@@ -47,7 +50,7 @@ export PATH="$PATH:/usr/local/go/bin"
 cores=$(nproc)
 rounds=3 duration=10s threads=1 conns=$((8 * cores)) cold_rate=20000 local_rate=6000 warmup=2s
 memory=1 rows_on=1 instr=1 smoke=0 out=tests/load/RESULTS.md profdir="" gap=1
-instr_n=2000 instr_tokens=2000 mem_tokens=100000 mem_users=10000 late_delay=200ms late_limit=8 many_tokens=10000 many_users=1000 settle=2
+ahead_ttl=30 instr_n=2000 instr_tokens=2000 mem_tokens=100000 mem_users=10000 late_delay=200ms late_limit=8 many_tokens=10000 many_users=1000 settle=2
 while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -69,7 +72,7 @@ while (($#)); do
 done
 if ((smoke)); then
   rounds=1 duration=1s warmup="" cold_rate=20000 local_rate=300 mem_tokens=2000 mem_users=200 gap=0.2
-  many_tokens=1000 many_users=100 settle=0.5 instr_n=100 instr_tokens=100
+  many_tokens=1000 many_users=100 settle=0.5 instr_n=100 instr_tokens=100 ahead_ttl=1
   [ "$out" = tests/load/RESULTS.md ] && out=""
 fi
 case $duration in
@@ -129,13 +132,14 @@ wait_lines "$work/fakeauth.out" 2 "${pid[fakeauth]}" || die "fakeauth printed no
 stats=$(sed -n '2s/^stats //p' "$work/fakeauth.out")
 calls_home() { curl -fsS "$stats" | sed -E 's/.*"total":([0-9]+).*/\1/'; }
 
-# gateway NAME [CACHE_SIZE [LOCAL_ALG [AUTH_URL [AUTH_EXTRA]]]]: write the
+# gateway NAME [CACHE_SIZE [LOCAL_ALG [AUTH_URL [AUTH_EXTRA [TTL]]]]]: write the
 # settings of one gateway and start it; LOCAL_ALG (RS256, ES256 or HS256)
 # selects verify: local; AUTH_URL replaces the fake auth service's URL (a
 # front that delays or can be stopped); AUTH_EXTRA is more auth_service
-# YAML (indented two spaces). Returns 1 if it does not serve.
+# YAML (indented two spaces); TTL is auth.cache.ttl (default 1h). Returns 1
+# if it does not serve.
 gateway() {
-  local name=$1 size=${2:-100000} alg=${3:-} auth=${4:-${url[fakeauth]}} extra=${5:-} verify=""
+  local name=$1 size=${2:-100000} alg=${3:-} auth=${4:-${url[fakeauth]}} extra=${5:-} ttl=${6:-1h} verify=""
   case $alg in
     RS256) verify="  verify: local
   local:
@@ -162,7 +166,7 @@ $extra
 auth:
   cache:
     size: $size
-    ttl: 1h
+    ttl: $ttl
 $verify
 database:
   dsn: "$work/$name.db"
@@ -227,7 +231,7 @@ measure() {
   before=$(calls_home)
   g0=$(gw_requests "${rowgw[$row]:-}")
   t0=$(cpu_ticks "${rowpid[$row]}")
-  outp=$(wrk -t"$threads" -c"$conns" -d"$duration" --timeout 5s -s tests/load/tokens.lua "${rowurl[$row]}" -- "$file" "${rowmode[$row]}" 2>&1) \
+  outp=$(wrk -t"$threads" -c"$conns" -d"${rowdur[$row]:-$duration}" --timeout 5s -s tests/load/tokens.lua "${rowurl[$row]}" -- "$file" "${rowmode[$row]}" 2>&1) \
     || die "wrk failed for row $row: $outp"
   t1=$(cpu_ticks "${rowpid[$row]}")
   # Calls still queued or delayed when wrk stopped land at the auth service
@@ -255,11 +259,13 @@ rowname=(
   "bare httputil.ReverseProxy, a new ES256 token per request"
   "jwtgate, local ES256, every request a new token"
   "jwtgate, local HS256, every request a new token"
+  "jwtgate, remote, $many_tokens tokens in steady use for 3 × cache.ttl (${ahead_ttl}s)"
+  "bare httputil.ReverseProxy, $many_tokens tokens, for as long as row 15"
 )
 # rowbase: the bare row driven by the same Lua script over the same kind of
 # token set; a bare row is its own.
-declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle rowgw
-rowbase=([1]=1 [2]=1 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7)
+declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle rowgw rowdur
+rowbase=([1]=1 [2]=1 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7 [15]=16 [16]=16)
 rows=()
 local_note=""
 
@@ -364,6 +370,24 @@ if ((rows_on)); then
       sleep "$gap"
     done
   done
+
+  # Refresh-ahead: a gateway whose cache.ttl is ahead_ttl, warmed with the
+  # 10 000 tokens and then sent them for 3 × ttl, so every verdict comes up
+  # for renewal three times while in use; its p99 is compared with the bare
+  # proxy's over the same tokens for as long (row 16, measured just before).
+  log "refresh-ahead: $many_tokens tokens for 3 × cache.ttl ($((3 * ahead_ttl))s), bare proxy as long first"
+  gateway ahead 100000 "" "${url[fakeauth]}" "" "${ahead_ttl}s" || die "gateway did not start: $(cat "$work/ahead.log")"
+  rowurl+=([15]=${url[ahead]}/api/bench [16]=${url[bare]}/api/bench)
+  rowfile+=([15]=$work/warm10k [16]=$work/warm10k)
+  rowmode+=([15]=random [16]=random)
+  rowpid+=([15]=${pid[ahead]} [16]=${pid[bare]})
+  rowgw+=([15]=ahead)
+  rowdur+=([15]=$((3 * ahead_ttl))s [16]=$((3 * ahead_ttl))s)
+  measure 16 1
+  sleep "$gap"
+  warm "${url[ahead]}" "$work/warm10k" # the ttl starts now
+  measure 15 1
+  rows+=(15 16)
 fi
 
 mem_line=""
@@ -541,7 +565,8 @@ if ((rows_on)); then
 - row 3 CPU per request ≤ 1.10 × row 1's: $(verdict "$(awk -v r="${m_cpur[3]}" 'BEGIN { print (r > 0 && r <= 1.10) }')") (${m_cpur[3]}: ${m_cpu[3]} vs ${m_cpu[1]} µs)
 - row 3 p99 ≤ row 1 p99 + 0.5 ms: $(verdict "$(awk -v a="${m_p99[3]}" -v b="${m_p99[1]}" 'BEGIN { print a <= b + 500 }')") ($(ms "${m_p99[3]}") vs $(ms "${m_p99[1]}"))
 - row 5 ≥ 0.90 × row 4 requests/s: $(verdict "$(awk -v r="${m_ratio[5]}" 'BEGIN { print r >= 0.90 }')") (${m_ratio[5]})
-- row 9 (cold storm, auth service $late_delay late): 0 errors and 1.00 calls home per request: $(verdict "$(awk -v b="${m_bad[9]}" -v c="${m_calls[9]}" 'BEGIN { print b == 0 && c == 1.00 }')") (${m_bad[9]} errors, ${m_calls[9]} calls home per request)"
+- row 9 (cold storm, auth service $late_delay late): 0 errors and 1.00 calls home per request: $(verdict "$(awk -v b="${m_bad[9]}" -v c="${m_calls[9]}" 'BEGIN { print b == 0 && c == 1.00 }')") (${m_bad[9]} errors, ${m_calls[9]} calls home per request)
+- row 15 ($many_tokens tokens in steady use for 3 × cache.ttl, refresh-ahead) p99 ≤ row 16 p99 + 1 ms: $(verdict "$(awk -v a="${m_p99[15]}" -v b="${m_p99[16]}" 'BEGIN { print a <= b + 1000 }')") ($(ms "${m_p99[15]}") vs $(ms "${m_p99[16]}"); ${m_bad[15]} errors, ${m_calls[15]} calls home per request)"
   [ -z "$local_note" ] && targets+="
 - row 11 (local RS256, every request a new token) ≥ 0.65 × row 10 requests/s: $(verdict "$(awk -v r="${m_ratio[11]}" 'BEGIN { print r >= 0.65 }')") (${m_ratio[11]}; CPU ${m_cpur[11]} × row 10's)"
   targets+="
