@@ -15,7 +15,8 @@
 #  12  bare proxy, a new ES256 token each 13 local ES256, every request a new token
 #  16  bare proxy, 10 000 tokens, 3 × ttl 15 remote, 10 000 tokens in steady use for
 #                                             3 × cache.ttl (30 s): refresh-ahead at work
-# Rows 15 and 16 are measured once, after the rounds, each for 3 × ttl.
+#                                         17 row 5's gateway (ttl 1h: nothing renewed), as long
+# Rows 15, 16 and 17 are measured once, after the rounds, each for 3 × ttl.
 # For each row: requests/s (median and min-max of the rounds), p50, p99,
 # × its bare row, the serving process's own CPU time per request
 # (utime+stime from /proc/PID/stat over the row, divided by the requests)
@@ -261,11 +262,12 @@ rowname=(
   "jwtgate, local HS256, every request a new token"
   "jwtgate, remote, $many_tokens tokens in steady use for 3 × cache.ttl (${ahead_ttl}s)"
   "bare httputil.ReverseProxy, $many_tokens tokens, for as long as row 15"
+  "jwtgate, remote, $many_tokens tokens for as long as row 15, cache.ttl 1h (no renewals)"
 )
 # rowbase: the bare row driven by the same Lua script over the same kind of
 # token set; a bare row is its own.
 declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle rowgw rowdur
-rowbase=([1]=1 [2]=1 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7 [15]=16 [16]=16)
+rowbase=([1]=1 [2]=1 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7 [15]=16 [16]=16 [17]=16)
 rows=()
 local_note=""
 
@@ -374,20 +376,24 @@ if ((rows_on)); then
   # Refresh-ahead: a gateway whose cache.ttl is ahead_ttl, warmed with the
   # 10 000 tokens and then sent them for 3 × ttl, so every verdict comes up
   # for renewal three times while in use; its p99 is compared with the bare
-  # proxy's over the same tokens for as long (row 16, measured just before).
+  # proxy's over the same tokens for as long (row 16, measured just before),
+  # and with row 5's gateway, whose verdicts (ttl 1h) never come up for
+  # renewal (row 17, just after): row 15 - row 17 is what renewal costs.
   log "refresh-ahead: $many_tokens tokens for 3 × cache.ttl ($((3 * ahead_ttl))s), bare proxy as long first"
   gateway ahead 100000 "" "${url[fakeauth]}" "" "${ahead_ttl}s" || die "gateway did not start: $(cat "$work/ahead.log")"
-  rowurl+=([15]=${url[ahead]}/api/bench [16]=${url[bare]}/api/bench)
-  rowfile+=([15]=$work/warm10k [16]=$work/warm10k)
-  rowmode+=([15]=random [16]=random)
-  rowpid+=([15]=${pid[ahead]} [16]=${pid[bare]})
-  rowgw+=([15]=ahead)
-  rowdur+=([15]=$((3 * ahead_ttl))s [16]=$((3 * ahead_ttl))s)
+  rowurl+=([15]=${url[ahead]}/api/bench [16]=${url[bare]}/api/bench [17]=${url[remote]}/api/bench)
+  rowfile+=([15]=$work/warm10k [16]=$work/warm10k [17]=$work/warm10k)
+  rowmode+=([15]=random [16]=random [17]=random)
+  rowpid+=([15]=${pid[ahead]} [16]=${pid[bare]} [17]=${pid[remote]})
+  rowgw+=([15]=ahead [17]=remote)
+  rowdur+=([15]=$((3 * ahead_ttl))s [16]=$((3 * ahead_ttl))s [17]=$((3 * ahead_ttl))s)
   measure 16 1
   sleep "$gap"
   warm "${url[ahead]}" "$work/warm10k" # the ttl starts now
   measure 15 1
-  rows+=(15 16)
+  sleep "$gap"
+  measure 17 1
+  rows+=(15 16 17)
 fi
 
 mem_line=""
@@ -570,6 +576,7 @@ if ((rows_on)); then
   [ -z "$local_note" ] && targets+="
 - row 11 (local RS256, every request a new token) ≥ 0.65 × row 10 requests/s: $(verdict "$(awk -v r="${m_ratio[11]}" 'BEGIN { print r >= 0.65 }')") (${m_ratio[11]}; CPU ${m_cpur[11]} × row 10's)"
   targets+="
+- no target, for reading: row 15's p99 − row 17's (the same tokens, nothing renewed) = $(awk -v a="${m_p99[15]}" -v b="${m_p99[17]}" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }'): what renewing every verdict three times costs the tail
 - no target, for reading: row 6 (auth service stopped) = $(ratio "${m_rps[6]}" "${m_rps[5]}") × row 5 requests/s with ${m_bad[6]} errors (cached tokens should keep full speed)"
   [ -n "$warnings" ] && targets+="
 
