@@ -4,8 +4,13 @@
 # measures with wrk (one thread), in alternating order, these rows.
 # Every gateway row is compared with a bare httputil.ReverseProxy row driven
 # by the same wrk Lua script over the same kind of token set (same mode,
-# same token length), so the client's cost is equal on both sides:
-#   1  bare proxy, 1 token                 2 auth: none   3 remote, warm (1 token)
+# same token length), so the client's cost is equal on both sides; the bare
+# rows' proxy sends the upstream the headers the gateway adds (request id,
+# identity headers: learned from the upstream's /_headers through both), so
+# the upstream's cost is equal too. Rows 18 and 19 are the plain bare proxy:
+#  18  plain bare proxy, 1 token           2 auth: none (it adds only X-Request-Id)
+#  19  plain bare proxy, 10 000 tokens       (3 and 5 are also read against 18 and 19)
+#   1  bare proxy, 1 token                 3 remote, warm (1 token)
 #   4  bare proxy, 10 000 tokens           5 remote, 10 000 tokens of 1 000 users (warm)
 #                                          6 the same, warm, with the auth service stopped
 #   7  bare proxy, a new HS256 token each  8 remote, cold: every request a never-seen token
@@ -127,11 +132,32 @@ export LOADKIT_SECRET=$secret FAKEAUTH_SECRET=$secret LOAD_HS256_SECRET=$secret
 fa_users=$((mem_users > 1000 ? mem_users : 1000))
 
 start upstream "$kit" upstream -listen 127.0.0.1:0
-start bare "$kit" proxy -listen 127.0.0.1:0 -target "${url[upstream]}"
+start plain "$kit" proxy -listen 127.0.0.1:0 -target "${url[upstream]}"
 start fakeauth "$work/fakeauth" -listen 127.0.0.1:0 -users "$fa_users" -access-ttl 3h -stats-listen 127.0.0.1:0
 wait_lines "$work/fakeauth.out" 2 "${pid[fakeauth]}" || die "fakeauth printed no stats URL"
 stats=$(sed -n '2s/^stats //p' "$work/fakeauth.out")
 calls_home() { curl -fsS "$stats" | sed -E 's/.*"total":([0-9]+).*/\1/'; }
+
+# added_headers GATEWAY_URL TOKEN_FILE: sets idh to -header flags for the
+# headers gateway adds on its way upstream (its request id and the identity
+# headers of the file's first token's user), with the gateway's values: the
+# upstream (its /_headers) is asked what it receives through the gateway and
+# through the plain bare proxy, with the same token. The bare rows' proxy
+# sends these too, so the upstream reads requests of the same size from both
+# sides of a ratio (its cost per request is not the gateway's).
+idh=()
+added_headers() {
+  local tok gwh plainh line
+  tok=$(head -n1 "$2")
+  gwh=$(curl -fsS -H "Authorization: Bearer $tok" "$1/api/_headers") || die "could not read the headers the gateway sends upstream"
+  plainh=$(curl -fsS -H "Authorization: Bearer $tok" "${url[plain]}/api/_headers") || die "could not read the headers the bare proxy sends upstream"
+  idh=()
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    grep -qi "^${line%%:*}:" <<<"$plainh" || idh+=(-header "$line")
+  done <<<"$gwh"
+  ((${#idh[@]})) || die "the gateway added no headers on its way upstream: $gwh"
+}
 
 # gateway NAME [CACHE_SIZE [LOCAL_ALG [AUTH_URL [AUTH_EXTRA [TTL]]]]]: write the
 # settings of one gateway and start it; LOCAL_ALG (RS256, ES256 or HS256)
@@ -246,28 +272,33 @@ measure() {
 
 rowname=(
   ""
-  "bare httputil.ReverseProxy, 1 token"
+  "bare httputil.ReverseProxy + the gateway's headers, 1 token"
   "jwtgate, auth: none"
   "jwtgate, remote, warm (1 token)"
-  "bare httputil.ReverseProxy, $many_tokens tokens"
+  "bare httputil.ReverseProxy + the gateway's headers, $many_tokens tokens"
   "jwtgate, remote, $many_tokens tokens of $many_users users (warm)"
   "jwtgate, remote, $many_tokens tokens (warm), auth service stopped"
-  "bare httputil.ReverseProxy, a new HS256 token per request"
+  "bare httputil.ReverseProxy + the gateway's headers, a new HS256 token per request"
   "jwtgate, remote, cold (every token new)"
   "jwtgate, remote, cold, auth service $late_delay late, max_in_flight $late_limit"
-  "bare httputil.ReverseProxy, a new RS256 token per request"
+  "bare httputil.ReverseProxy + the gateway's headers, a new RS256 token per request"
   "jwtgate, local RS256, every request a new token"
-  "bare httputil.ReverseProxy, a new ES256 token per request"
+  "bare httputil.ReverseProxy + the gateway's headers, a new ES256 token per request"
   "jwtgate, local ES256, every request a new token"
   "jwtgate, local HS256, every request a new token"
   "jwtgate, remote, $many_tokens tokens in steady use for 3 × cache.ttl (${ahead_ttl}s)"
-  "bare httputil.ReverseProxy, $many_tokens tokens, for as long as row 15"
+  "bare httputil.ReverseProxy + the gateway's headers, $many_tokens tokens, for as long as row 15"
   "jwtgate, remote, $many_tokens tokens for as long as row 15, cache.ttl 1h (no renewals)"
+  "bare httputil.ReverseProxy, plain (adds no headers), 1 token"
+  "bare httputil.ReverseProxy, plain (adds no headers), $many_tokens tokens"
 )
 # rowbase: the bare row driven by the same Lua script over the same kind of
 # token set; a bare row is its own.
 declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle rowgw rowdur
-rowbase=([1]=1 [2]=1 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7 [15]=16 [16]=16 [17]=16)
+# Rows 18 and 19 are the plain bare proxy, which adds no headers: row 2's
+# base (auth: none adds only the request id), and for reading against rows 3
+# and 5.
+rowbase=([1]=1 [2]=18 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7 [15]=16 [16]=16 [17]=16 [18]=18 [19]=19)
 rows=()
 local_note=""
 
@@ -284,20 +315,27 @@ if ((rows_on)); then
   gateway stopped 100000 "" "${url[authstop]}" || die "gateway did not start: $(cat "$work/stopped.log")"
   mint -users 1 -count 1 -out "$work/warm1"
   mint -users "$many_users" -count "$many_tokens" -out "$work/warm10k"
+  added_headers "${url[remote]}" "$work/warm1"
+  start bare "$kit" proxy -listen 127.0.0.1:0 -target "${url[upstream]}" "${idh[@]}"
+  log "the bare rows' proxy sends the $((${#idh[@]} / 2)) headers the gateway adds upstream: $(printf '%s\n' "${idh[@]}" | grep -v '^-header$' | cut -d: -f1 | paste -sd' ')"
   mint -users 1000 -count 1000 -out "$work/coldusers"
   for r in $(seq 1 "$rounds"); do
     mint -users 1000 -count $((cold_rate * secs)) -split "$threads" -out "$work/cold.$r"
   done
-  rows=(1 2 3 4 5 6 7 8 9)
+  # Measured in this order each round (the plain bare rows next to the rows
+  # they are read against); reported by number.
+  rows=(18 1 2 3 19 4 5 6 7 8 9)
   rowurl=([1]=${url[bare]}/api/bench [2]=${url[remote]}/open/bench [3]=${url[remote]}/api/bench
     [4]=${url[bare]}/api/bench [5]=${url[remote]}/api/bench [6]=${url[stopped]}/api/bench
-    [7]=${url[bare]}/api/bench [8]=${url[cold]}/api/bench [9]=${url[late]}/api/bench)
+    [7]=${url[bare]}/api/bench [8]=${url[cold]}/api/bench [9]=${url[late]}/api/bench
+    [18]=${url[plain]}/api/bench [19]=${url[plain]}/api/bench)
   rowfile=([1]=$work/warm1 [2]=$work/warm1 [3]=$work/warm1 [4]=$work/warm10k [5]=$work/warm10k
-    [6]=$work/warm10k [7]=$work/cold [8]=$work/cold [9]=$work/cold)
-  rowmode=([1]=random [2]=random [3]=random [4]=random [5]=random [6]=random [7]=once [8]=once [9]=once)
+    [6]=$work/warm10k [7]=$work/cold [8]=$work/cold [9]=$work/cold [18]=$work/warm1 [19]=$work/warm10k)
+  rowmode=([1]=random [2]=random [3]=random [4]=random [5]=random [6]=random [7]=once [8]=once [9]=once
+    [18]=random [19]=random)
   rowround=([7]=1 [8]=1 [9]=1) # a fresh token file each round
   rowpid=([1]=${pid[bare]} [2]=${pid[remote]} [3]=${pid[remote]} [4]=${pid[bare]} [5]=${pid[remote]}
-    [6]=${pid[stopped]} [7]=${pid[bare]} [8]=${pid[cold]} [9]=${pid[late]})
+    [6]=${pid[stopped]} [7]=${pid[bare]} [8]=${pid[cold]} [9]=${pid[late]} [18]=${pid[plain]} [19]=${pid[plain]})
   rowsettle=([9]=$settle)
   # The gateway whose /metrics count the requests that reached it: calls
   # home per request divide by those (wrk's own count of requests sent
@@ -394,6 +432,7 @@ if ((rows_on)); then
   sleep "$gap"
   measure 17 1
   rows+=(15 16 17)
+  mapfile -t rows < <(printf '%s\n' "${rows[@]}" | sort -n)
 fi
 
 mem_line=""
@@ -458,6 +497,20 @@ if ((instr)); then
   done
   mint -users 1 -count 1 -out "$work/instr1"
   mint -users 1000 -count "$instr_tokens" -out "$work/instrmany"
+  # The bare proxy again, sending the headers the gateway adds (as the bare
+  # rows' proxy does).
+  ((${#idh[@]})) || added_headers "${url[vggw]}" "$work/instr1"
+  port=$("$kit" freeport)
+  "${vg[@]}" --callgrind-out-file="$work/vgbareh.cg.%p" "$kit" proxy -listen "127.0.0.1:$port" -target "${url[upstream]}" "${idh[@]}" \
+    >"$work/vgbareh.out" 2>"$work/vgbareh.err" &
+  pid[vgbareh]=$!
+  pids+=($!)
+  url[vgbareh]=http://127.0.0.1:$port
+  for i in $(seq 1 900); do
+    curl -fsS -o /dev/null "${url[vgbareh]}/" 2>/dev/null && break
+    kill -0 "${pid[vgbareh]}" 2>/dev/null || die "the bare proxy did not start under valgrind: $(tail -n 5 "$work/vgbareh.err")"
+    sleep 0.1
+  done
   # rr_ok URL TOKENS ROUNDS: send them, every answer a 200, or die.
   rr_ok() {
     local outp want
@@ -491,17 +544,19 @@ if ((instr)); then
       || die "no callgrind summary in $f"
   }
   ir_bare=$(instructions vgbare "${url[vgbare]}/api/bench" "$work/instr1" "$instr_n")
+  ir_bareh=$(instructions vgbareh "${url[vgbareh]}/api/bench" "$work/instr1" "$instr_n")
   ir_none=$(instructions vggw "${url[vggw]}/open/bench" "$work/instr1" "$instr_n")
   ir_warm=$(instructions vggw "${url[vggw]}/api/bench" "$work/instr1" "$instr_n")
   ir_many=$(instructions vggw "${url[vggw]}/api/bench" "$work/instrmany" $(((instr_n + instr_tokens - 1) / instr_tokens)))
-  irow() { awk -v s="$1" -v a="$2" -v b="$ir_bare" 'BEGIN { printf "| %s | %d | %.2f |", s, a, a / b }'; }
-  instr_table="| Setup (as rows 1, 2, 3, 5) | Instructions / request | × bare |
-|---|---:|---:|
-$(irow "bare httputil.ReverseProxy, 1 token" "$ir_bare")
+  irow() { awk -v s="$1" -v a="$2" -v b="$ir_bare" -v h="$ir_bareh" 'BEGIN { printf "| %s | %d | %.2f | %.2f |", s, a, a / b, a / h }'; }
+  instr_table="| Setup (as rows 18, 1, 2, 3, 5) | Instructions / request | × plain bare | × bare + the gateway's headers |
+|---|---:|---:|---:|
+$(irow "bare httputil.ReverseProxy, plain (adds no headers), 1 token" "$ir_bare")
+$(irow "bare httputil.ReverseProxy + the gateway's headers, 1 token" "$ir_bareh")
 $(irow "jwtgate, auth: none" "$ir_none")
 $(irow "jwtgate, remote, warm (1 token)" "$ir_warm")
 $(irow "jwtgate, remote, warm ($instr_tokens tokens of 1000 users)" "$ir_many")"
-  kill "${pid[vgbare]}" "${pid[vggw]}" 2>/dev/null || true
+  kill "${pid[vgbare]}" "${pid[vgbareh]}" "${pid[vggw]}" 2>/dev/null || true
 fi
 
 # ---- report -----------------------------------------------------------
@@ -576,6 +631,7 @@ if ((rows_on)); then
   [ -z "$local_note" ] && targets+="
 - row 11 (local RS256, every request a new token) ≥ 0.65 × row 10 requests/s: $(verdict "$(awk -v r="${m_ratio[11]}" 'BEGIN { print r >= 0.65 }')") (${m_ratio[11]}; CPU ${m_cpur[11]} × row 10's)"
   targets+="
+- no target, for reading: against the plain bare proxy, which adds no headers (the upstream then reads smaller requests), row 3 = $(ratio "${m_rps[3]}" "${m_rps[18]}") × row 18 requests/s and $(ratio "${m_cpu[3]}" "${m_cpu[18]}") × its CPU per request; row 5 = $(ratio "${m_rps[5]}" "${m_rps[19]}") × row 19 requests/s
 - no target, for reading: row 15's p99 − row 17's (the same tokens, nothing renewed) = $(awk -v a="${m_p99[15]}" -v b="${m_p99[17]}" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }'): what renewing every verdict three times costs the tail
 - no target, for reading: row 6 (auth service stopped) = $(ratio "${m_rps[6]}" "${m_rps[5]}") × row 5 requests/s with ${m_bad[6]} errors (cached tokens should keep full speed)"
   [ -n "$warnings" ] && targets+="
@@ -595,7 +651,10 @@ wrk -t$threads -c$conns -d$duration per row, $rounds round(s) in alternating ord
 Everything runs on 127.0.0.1 and shares those cores: wrk, the upstream (200, $(printf '%s' '{"ok":true,"items":[1,2,3]}' | wc -c)-byte JSON),
 the fake auth service and the gateway (log level warn). Every row sends the same wrk Lua script with a bearer token;
 each gateway row's ratios are against its bare row (column \"Bare row\"): the bare proxy driven by the same script
-over the same kind of token set, so the client's cost is the same on both sides. CPU µs / request is the serving
+over the same kind of token set, so the client's cost is the same on both sides, and sending the upstream the
+headers the gateway adds ($(printf '%s\n' "${idh[@]}" | grep -v '^-header$' | cut -d: -f1 | paste -sd, | sed 's/,/, /g'), with the gateway's values for
+user 1), so the upstream reads requests of the same size from both and its cost is the same too. Rows 18 and 19
+are the plain bare proxy, which adds none: the base of row 2 (auth: none adds only X-Request-Id). CPU µs / request is the serving
 process's own utime+stime (/proc/PID/stat) over the row divided by the requests answered: the gateway's for a
 gateway row, the bare proxy's for a bare row. Calls home are counted by the fake auth service and divided by the
 requests that reached the gateway (its jwtgate_http_requests_total, read after the row's calls have settled).

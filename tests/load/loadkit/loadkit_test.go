@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -126,6 +127,57 @@ func TestProxyAndWarm(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("proxy: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestProxyHeaders: -header values reach the upstream on every request,
+// and the upstream's /_headers answer lists what it received, so run.sh
+// can give the bare proxy exactly the headers a gateway adds.
+func TestProxyHeaders(t *testing.T) {
+	up := httptest.NewServer(upstreamHandler())
+	t.Cleanup(up.Close)
+	target, _ := url.Parse(up.URL)
+	var extra headerFlags
+	for _, f := range []string{"x-user-id: 7", "X-Request-Id:abc"} {
+		if err := extra.Set(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []string{"no colon", ": empty name"} {
+		if err := extra.Set(bad); err == nil {
+			t.Errorf("-header %q accepted", bad)
+		}
+	}
+	px := httptest.NewServer(proxyHandler(target, extra...))
+	t.Cleanup(px.Close)
+	for _, tc := range []struct {
+		name, url string
+		want      []string
+		not       []string
+	}{
+		{"bare, with headers", px.URL + "/api/_headers", []string{"X-Request-Id: abc\n", "X-User-Id: 7\n", "X-Forwarded-For: 127.0.0.1\n", "Authorization: Bearer t1\n"}, nil},
+		{"upstream itself", up.URL + "/api/_headers", []string{"Authorization: Bearer t1\n"}, []string{"X-User-Id", "X-Forwarded-For"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+			req.Header.Set("Authorization", "Bearer t1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			for _, w := range tc.want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("upstream saw %q, want a line %q", b, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(string(b), n) {
+					t.Errorf("upstream saw %q, want no %s", b, n)
+				}
+			}
+		})
 	}
 }
 

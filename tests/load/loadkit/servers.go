@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,10 +22,25 @@ import (
 var upstreamBody = []byte(`{"ok":true,"items":[1,2,3]}`)
 
 // upstreamHandler answers 200 with a small JSON body, reading any request
-// body first so keep-alive connections stay usable.
+// body first so keep-alive connections stay usable. A path ending in
+// /_headers is answered with the request's headers instead, one
+// "Name: value" line each, sorted: how run.sh learns which headers a
+// gateway adds on the way upstream.
 func upstreamHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if strings.HasSuffix(r.URL.Path, "/_headers") {
+			var lines []string
+			for k, vs := range r.Header {
+				for _, v := range vs {
+					lines = append(lines, k+": "+v+"\n")
+				}
+			}
+			slices.Sort(lines)
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, strings.Join(lines, ""))
+			return
+		}
 		h := w.Header()
 		h["Content-Type"] = []string{"application/json"}
 		_, _ = w.Write(upstreamBody)
@@ -33,7 +50,10 @@ func upstreamHandler() http.Handler {
 // proxyHandler is a bare httputil.ReverseProxy to target, tuned as the
 // gateway's proxies are (connection pooling, pooled copy buffers), so the
 // two differ by what the gateway does, not by how it dials or allocates.
-func proxyHandler(target *url.URL) http.Handler {
+// Each of extra is set on every outbound request: run.sh gives it the
+// headers a gateway adds (its request id and identity headers), so the
+// upstream reads requests of the same size from both.
+func proxyHandler(target *url.URL, extra ...headerFlag) http.Handler {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1024
 	t.MaxIdleConnsPerHost = 256
@@ -42,6 +62,9 @@ func proxyHandler(target *url.URL) http.Handler {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			for _, h := range extra {
+				pr.Out.Header[h.key] = []string{h.value}
+			}
 		},
 		Transport:  t,
 		BufferPool: &bufferPool{p: sync.Pool{New: func() any { return new([32 << 10]byte) }}},
@@ -101,6 +124,8 @@ func cmdProxy(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Wr
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
 	target := fs.String("target", "", "upstream base URL")
 	delay := fs.Duration("delay", 0, "hold every request this long before forwarding it (a slow auth service)")
+	var extra headerFlags
+	fs.Var(&extra, "header", `a header to send upstream on every request, "Name: value" (repeatable)`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -111,7 +136,7 @@ func cmdProxy(ctx context.Context, fs *flag.FlagSet, args []string, stdout io.Wr
 	if *delay < 0 {
 		return fmt.Errorf("-delay %s: must not be negative", *delay)
 	}
-	return serve(ctx, *listen, delayed(*delay, proxyHandler(u)), stdout)
+	return serve(ctx, *listen, delayed(*delay, proxyHandler(u, extra...)), stdout)
 }
 
 // delayed holds each request for d (less if its client goes away) before
@@ -144,5 +169,31 @@ func cmdFreePort(_ context.Context, fs *flag.FlagSet, args []string, stdout io.W
 		return err
 	}
 	fmt.Fprintln(stdout, strings.TrimPrefix(addr, "127.0.0.1:"))
+	return nil
+}
+
+// headerFlag is one -header of the bare proxy: a header it sends upstream.
+type headerFlag struct{ key, value string }
+
+// headerFlags collects repeated -header flags.
+type headerFlags []headerFlag
+
+// String shows the headers as given.
+func (f *headerFlags) String() string {
+	var parts []string
+	for _, h := range *f {
+		parts = append(parts, h.key+": "+h.value)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Set parses "Name: value".
+func (f *headerFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, ":")
+	k = textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k))
+	if !ok || k == "" {
+		return fmt.Errorf("-header %q: want \"Name: value\"", s)
+	}
+	*f = append(*f, headerFlag{key: k, value: strings.TrimSpace(v)})
 	return nil
 }
