@@ -149,8 +149,6 @@ func (cr credentials) aliased(h http.Header) bool {
 	return false
 }
 
-const principalKey = "jwtgate.principal"
-
 // requireAuth is the entry point of a built-in route that needs a caller
 // (/auth/users/...): the decision authenticates the request, or it is
 // aborted with 401/403/503.
@@ -163,7 +161,7 @@ func requireAuth(d *decider, rt *route) gin.HandlerFunc {
 			fail(c, d.gate.log, err)
 			return
 		}
-		c.Set(principalKey, dec.Principal)
+		setPrincipal(c, dec.Principal)
 		c.Set(altTokenKey, dec.AltToken)
 		c.Next()
 	}
@@ -180,9 +178,3 @@ func rawToken(c *gin.Context, cr credentials) string {
 
 // altTokenKey holds decision.AltToken for a built-in route.
 const altTokenKey = "jwtgate.alttoken"
-
-func principalOf(c *gin.Context) *authn.Principal {
-	p, _ := c.Get(principalKey)
-	pp, _ := p.(*authn.Principal)
-	return pp
-}

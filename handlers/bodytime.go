@@ -17,14 +17,12 @@ import (
 // connection is closed after it: the rest of the body may still be coming.
 var errBodyTimeout = newAPIError(http.StatusRequestTimeout, codeRequestTimeout, "The request body did not arrive in time.")
 
-type clientBodyKey struct{}
-
 // clientBody is a request body on its way from the client. It notes whether
 // reading it failed, so a malformed body is answered 400 instead of being
 // blamed on the upstream, and, with limit, bounds how long the client may
 // take to send it. The transport reads it on its own goroutine, hence the
-// atomics; the error handler finds it in the context (ReverseProxy hands
-// it a wrapped body).
+// atomics; the error handler finds it in the request's reqState
+// (ReverseProxy hands it a wrapped body).
 type clientBody struct {
 	io.ReadCloser
 	failed   atomic.Bool

@@ -100,7 +100,7 @@ func handleCheck(d *decider, mode string) gin.HandlerFunc {
 			Entry: entryCheck, Method: method, Path: p, Header: fwdStripIgnored(r.Header, mode), Trusted: true, Client: c,
 		})
 		if dec.Principal != nil {
-			c.Set(principalKey, dec.Principal) // the access log names the caller, a refused one too
+			setPrincipal(c, dec.Principal) // the access log names the caller, a refused one too
 		}
 		if err != nil {
 			if apiErr := checkError(err); apiErr != nil {

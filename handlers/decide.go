@@ -59,6 +59,9 @@ type decisionInput struct {
 	// one), read only when a rate limit needs it; nil: none. A
 	// *gin.Context is one, without allocating.
 	Client clientAddr
+	// Caller is where the decision keeps the authenticated caller
+	// (decision.Principal then points to it); nil: a new Principal.
+	Caller *authn.Principal
 }
 
 // decision is what the gateway decided about an allowed request.
@@ -76,10 +79,14 @@ type decision struct {
 	// CleanPath is the request path after cleaning (models.CleanPath): the
 	// path the route matched, the rule saw and the upstream gets.
 	CleanPath string
-	// Identity are the identity headers to send: upstream for the proxy,
-	// to the asking proxy for forward-auth. Empty when anonymous; nil for
-	// a built-in route.
+	// Identity are the identity headers to send to the asking proxy for
+	// forward-auth. Empty when anonymous; nil for a built-in route, and
+	// for the proxy, which writes the same headers straight into the
+	// outbound request (identity.write, with idToken).
 	Identity http.Header
+	// idToken is the signed identity token of an authenticated proxied
+	// request ("" when the identity token is off).
+	idToken string
 	// Remove are request headers that must not travel upstream (the token
 	// header of a route that does not forward it).
 	Remove []string
@@ -162,7 +169,7 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 			return dec, err
 		}
 	}
-	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin, alt, in.Trusted && in.Entry != entryBuiltin)
+	p, err := d.gate.admit(ctx, rt, in.Header, dec.Method, dec.CleanPath, in.Entry != entryBuiltin, alt, in.Trusted && in.Entry != entryBuiltin, in.Caller)
 	dec.Principal = p // also on a refusal by the allow rule, for the access log
 	if err != nil {
 		return dec, err
@@ -179,9 +186,15 @@ func (d *decider) decide(ctx context.Context, in decisionInput) (decision, error
 		return dec, nil
 	}
 	if p != nil { // anonymous: no identity headers (a nil map reads as empty)
-		dec.Identity = http.Header{}
-		if err := d.idn.set(dec.Identity, p, rt); err != nil {
+		tok, err := d.idn.signedToken(p, rt)
+		if err != nil {
 			return dec, err
+		}
+		if in.Entry == entryProxy {
+			dec.idToken = tok
+		} else {
+			dec.Identity = http.Header{}
+			d.idn.write(dec.Identity, p, rt, tok)
 		}
 	}
 	if rt.forwardsToken {

@@ -115,11 +115,16 @@ func TestHdrRewriteSetsOwnHeaders(t *testing.T) {
 		pr.SetURL(target)
 		setOutbound(pr.Out.Header, pr.In)
 	}}
-	own := http.Header{"X-User-Id": {"42"}, "X-Request-Id": {"rid"}, "Authorization": {"Bearer t"}}
+	own := http.Header{"X-User-Id": {"42"}, "X-User-Is-Staff": {"false"}, "X-User-Is-Superuser": {"false"}, "X-Request-Id": {"rid"}, "Authorization": {"Bearer t"}}
 	req := httptest.NewRequest(http.MethodGet, "/x", nil)
 	req.Header.Set("Connection", "X-User-Id, X-Request-Id, Authorization")
 	req.Header.Set("Authorization", "Bearer t")
-	req = req.WithContext(withOutbound(t.Context(), own))
+	req.Header.Set("X-Request-Id", "rid")
+	ctx, st := withRequestState(t.Context(), "rid")
+	idn := newIdentity("X-User-")
+	st.route, st.principal = &route{}, &authn.Principal{User: &models.User{ID: "42"}}
+	st.idn, st.forward = &idn, []string{"Authorization"}
+	req = req.WithContext(ctx)
 	rp.ServeHTTP(httptest.NewRecorder(), req)
 	for k, v := range own {
 		if !slices.Equal(got.Values(k), v) {

@@ -141,6 +141,19 @@ func (idn identity) values(u *models.User) identityValues {
 // values are left out; the caller has already removed the client's
 // headers in the identity namespace.
 func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
+	tok, err := idn.signedToken(p, rt)
+	if err != nil {
+		return err
+	}
+	idn.write(h, p, rt, tok)
+	return nil
+}
+
+// write writes the caller's identity headers for a route into h, with tok
+// the signed identity token (signedToken; "" when it is off): what set writes, without
+// failing, so the proxy can write them straight into the outbound header
+// after the decision signed the token.
+func (idn *identity) write(h http.Header, p *authn.Principal, rt *route, tok string) {
 	for _, ih := range idn.memo.get(p.User, idn.values) {
 		h[ih.name] = ih.value
 	}
@@ -154,8 +167,16 @@ func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
 			}
 		}
 	}
+	if idn.signer != nil {
+		h[idn.token] = []string{tok}
+	}
+}
+
+// signedToken returns the caller's signed identity token for a route, or
+// "" when the identity token is off.
+func (idn *identity) signedToken(p *authn.Principal, rt *route) (string, error) {
 	if idn.signer == nil {
-		return nil
+		return "", nil
 	}
 	u := p.User
 	claims := jwt.MapClaims{
@@ -168,12 +189,7 @@ func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
 			claims[f.name] = v
 		}
 	}
-	tok, err := idn.signer.sign(claims, rt.Name)
-	if err != nil {
-		return err
-	}
-	h[idn.token] = []string{tok}
-	return nil
+	return idn.signer.sign(claims, rt.Name)
 }
 
 // identityMemo keeps each user record's identity header values, so the

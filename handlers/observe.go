@@ -22,17 +22,10 @@ import (
 // and back to the client.
 const headerRequestID = "X-Request-Id"
 
-// routeKey is where handleProxy records the matched route's name for the
-// access log and metrics, as a *string (the route's own Name: no copy of
-// the string into an interface per request); read it with routeName.
-const routeKey = "jwtgate.route"
-
-// routeName returns the route name handleProxy recorded, or "".
+// routeName returns the name of the route handleProxy matched, or "".
 func routeName(c *gin.Context) string {
-	if v, ok := c.Get(routeKey); ok {
-		if p, ok := v.(*string); ok {
-			return *p
-		}
+	if s := ginState(c); s != nil && s.route != nil {
+		return s.route.Name
 	}
 	return ""
 }
@@ -66,7 +59,10 @@ func observe(log *slog.Logger, m *metrics.Metrics, trusted trustedProxies) gin.H
 		v := []string{id}
 		r.Header[headerRequestID] = v
 		c.Writer.Header()[headerRequestID] = v
-		c.Request = r.WithContext(models.WithRequestID(r.Context(), id))
+		// One context node for the request id and the request's own
+		// state (reqState), and one copy of the request carrying it.
+		ctx, _ := withRequestState(r.Context(), id)
+		c.Request = r.WithContext(ctx)
 
 		c.Next()
 

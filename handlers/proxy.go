@@ -154,8 +154,9 @@ func newGate(log *slog.Logger, cr credentials, auth authenticator, headers heade
 // With cleanHeaders, h is first cleaned in place (headerRules.clean): the
 // rule sees only headers the upstream gets in the same spelling. trusted
 // says the request came from a trusted proxy, whose auth.proxy_header is
-// read when h carries no token header (before alt).
-func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool, alt string, trusted bool) (*authn.Principal, error) {
+// read when h carries no token header (before alt). The caller is kept in
+// into, when not nil, instead of a new Principal.
+func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean string, cleanHeaders bool, alt string, trusted bool, into *authn.Principal) (*authn.Principal, error) {
 	if cleanHeaders {
 		if err := g.headers.clean(h, rt.rule != nil && rt.rule.NeedsHeaders()); err != nil {
 			return nil, err
@@ -176,7 +177,11 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 		if err == nil && present {
 			var pr authn.Principal
 			if pr, err = g.auth.Authenticate(ctx, raw); err == nil {
-				p = &pr
+				if into == nil {
+					into = new(authn.Principal)
+				}
+				*into = pr
+				p = into
 			}
 		}
 		if err != nil {
@@ -195,16 +200,20 @@ func (g gate) admit(ctx context.Context, rt *route, h http.Header, method, clean
 func handleProxy(d *decider) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
+		st := stateOf(r.Context())
+		if st == nil { // not behind observe: a state of its own
+			var ctx context.Context
+			ctx, st = withRequestState(r.Context(), models.RequestID(r.Context()))
+			r = r.WithContext(ctx)
+			c.Request = r
+		}
 		dec, err := d.decide(r.Context(), decisionInput{
 			Entry: entryProxy, Method: r.Method, Path: r.URL.Path, Header: r.Header,
-			Trusted: d.trusted.fromTrusted(r), Host: r.Host, Client: c,
+			Trusted: d.trusted.fromTrusted(r), Host: r.Host, Client: c, Caller: &st.caller,
 		})
-		if dec.Route != nil {
-			c.Set(routeKey, &dec.Route.Name)
-		}
-		if dec.Principal != nil {
-			c.Set(principalKey, dec.Principal)
-		}
+		// The access log and metrics name the route and the caller, on a
+		// refusal too.
+		st.route, st.principal = dec.Route, dec.Principal
 		if err != nil {
 			var me *methodError
 			if errors.As(err, &me) {
@@ -214,71 +223,45 @@ func handleProxy(d *decider) gin.HandlerFunc {
 			return
 		}
 		rt := dec.Route
-		// The context is built whole, then the request copied once
-		// (WithContext copies the whole http.Request).
-		ctx := r.Context()
-		if own := outbound(r.Header, dec); len(own) > 0 {
-			ctx = withOutbound(ctx, own)
+		// What the route's Rewrite writes (setOutbound). Every key of
+		// dec.Remove is canonical already (the gate's tokenHeader): a
+		// plain delete, as Del would do after canonicalising it again.
+		for _, k := range dec.Remove {
+			delete(r.Header, k)
 		}
-		var body *clientBody
+		st.idn, st.idToken, st.forward = &d.idn, dec.idToken, dec.Forward
 		if r.Body != nil && r.Body != http.NoBody {
-			body = &clientBody{ReadCloser: r.Body}
-			body.limit(c.Writer, rt.bodyDeadline)
-			ctx = context.WithValue(ctx, clientBodyKey{}, body)
+			st.bodyStore.ReadCloser = r.Body
+			st.body = &st.bodyStore
+			st.body.limit(c.Writer, rt.bodyDeadline)
 		}
+		// The request is observe's copy (its context holds st): changed
+		// in place, copied again only for a route timeout's context.
 		if rt.Timeout > 0 {
-			tctx, cancel := context.WithCancelCause(ctx)
+			ctx, cancel := context.WithCancelCause(r.Context())
 			defer cancel(nil)
-			timer := time.AfterFunc(rt.Timeout, func() { cancel(errUpstreamSlow) })
-			defer timer.Stop()
-			ctx = context.WithValue(tctx, headerTimerKey{}, timer)
+			st.timer = time.AfterFunc(rt.Timeout, func() { cancel(errUpstreamSlow) })
+			defer st.timer.Stop()
+			r = r.WithContext(ctx)
 		}
-		r = r.WithContext(ctx)
 		r.URL.Path, r.URL.RawPath = dec.CleanPath, ""
 		r.Method = dec.Method // the method the decision checked
-		if body != nil {
-			r.Body = body
+		if st.body != nil {
+			r.Body = st.body
 		}
 		rt.proxy.ServeHTTP(c.Writer, r)
 	}
-}
-
-// outbound returns the headers the gateway itself sends upstream, which
-// the route's Rewrite writes on the outbound request: the caller's
-// identity (none when anonymous) and, when the route forwards it, the
-// token header; nil when there are none (setOutbound adds X-Request-Id
-// from the inbound request). The headers the decision removes are removed
-// from in.
-func outbound(in http.Header, dec decision) http.Header {
-	own := dec.Identity
-	// Every key here is canonical already (the gate's tokenHeader): plain
-	// map operations, as Values and Del would do after canonicalising the
-	// key again.
-	for _, k := range dec.Remove {
-		delete(in, k)
-	}
-	for _, k := range dec.Forward {
-		if v := in[k]; len(v) > 0 {
-			if own == nil {
-				own = http.Header{}
-			}
-			own[k] = v
-		}
-	}
-	return own
 }
 
 // errUpstreamSlow is the cancel cause when a route's timeout passes before
 // the upstream's response headers arrive.
 var errUpstreamSlow = errors.New("upstream did not answer within the route's timeout")
 
-type headerTimerKey struct{}
-
 // stopHeaderTimer stops the route timeout once response headers arrive, so
 // a stream (SSE, WebSocket, a long download) is not cut afterwards.
 func stopHeaderTimer(resp *http.Response) error {
-	if t, ok := resp.Request.Context().Value(headerTimerKey{}).(*time.Timer); ok {
-		t.Stop()
+	if st := stateOf(resp.Request.Context()); st != nil && st.timer != nil {
+		st.timer.Stop()
 	}
 	return nil
 }
@@ -310,13 +293,17 @@ func allowed(ctx context.Context, log *slog.Logger, rt *route, p *authn.Principa
 // timed out, 502 otherwise.
 func proxyError(log *slog.Logger, name string) func(http.ResponseWriter, *http.Request, error) {
 	return func(w http.ResponseWriter, r *http.Request, err error) {
-		if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.timedOut() && !errors.Is(context.Cause(r.Context()), errUpstreamSlow) {
+		var b *clientBody
+		if st := stateOf(r.Context()); st != nil {
+			b = st.body
+		}
+		if b != nil && b.timedOut() && !errors.Is(context.Cause(r.Context()), errUpstreamSlow) {
 			log.DebugContext(r.Context(), "request body timed out", "route", name, "err", err)
 			w.Header().Set("Connection", "close")
 			errBodyTimeout.write(w)
 			return
 		}
-		if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.failed.Load() {
+		if b != nil && b.failed.Load() {
 			// The client's own body was malformed (a bad chunk size, say):
 			// its fault, not the upstream's.
 			log.DebugContext(r.Context(), "malformed request body", "route", name, "err", err)

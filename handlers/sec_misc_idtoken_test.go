@@ -19,14 +19,7 @@ import (
 // user 2's token says sub "2" whatever her record holds.
 func TestSecMiscIdentityTokenReservedClaims(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	sig, err := newKeyring(t.Context(), models.IdentityToken{
-		Enabled: true, Algorithm: models.AlgES256, KeyFile: filepath.Join(t.TempDir(), "k.pem"),
-		Lifetime: time.Minute, Issuer: "jwtgate",
-	}, func() time.Time { return now }, slog.New(slog.DiscardHandler), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sig.close)
+	sig := testKeyring(t, now)
 	idn := newIdentity("X-User-")
 	idn.signer = sig
 	user := &models.User{ID: "2", Email: "bob@example.com", Username: "bob", IsActive: true,
@@ -65,4 +58,20 @@ func TestSecMiscIdentityTokenReservedClaims(t *testing.T) {
 	if s, ok := claims["services"].([]any); !ok || len(s) != 1 || s[0] != "billing" {
 		t.Errorf("services = %v, want [billing]", claims["services"])
 	}
+}
+
+// testKeyring is an ES256 identity token keyring (issuer jwtgate, one
+// minute lifetime) with a key generated in a temporary directory, whose
+// clock is now.
+func testKeyring(t *testing.T, now time.Time) *keyring {
+	t.Helper()
+	sig, err := newKeyring(t.Context(), models.IdentityToken{
+		Enabled: true, Algorithm: models.AlgES256, KeyFile: filepath.Join(t.TempDir(), "k.pem"),
+		Lifetime: time.Minute, Issuer: "jwtgate",
+	}, func() time.Time { return now }, slog.New(slog.DiscardHandler), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sig.close)
+	return sig
 }

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/textproto"
@@ -182,34 +181,6 @@ func foldedHasPrefix(name, prefix string) bool {
 		}
 	}
 	return true
-}
-
-// outboundKey carries a proxied request's outbound headers from
-// handleProxy to the route's Rewrite.
-type outboundKey struct{}
-
-// withOutbound returns ctx carrying a request's outbound headers for
-// setOutbound.
-func withOutbound(ctx context.Context, own http.Header) context.Context {
-	return context.WithValue(ctx, outboundKey{}, own)
-}
-
-// setOutbound writes the headers handleProxy decided (identity, the
-// identity token and the forwarded token), then the request id observe
-// settled, on the outbound request. Rewrite runs after ReverseProxy has
-// removed the hop-by-hop headers, the ones a client names in Connection
-// included, so a client cannot strip what the gateway adds. The request id
-// is read from the inbound request, which ReverseProxy leaves whole, so an
-// anonymous request needs no outbound headers of its own (no map, no
-// context value).
-func setOutbound(out http.Header, in *http.Request) {
-	own, _ := in.Context().Value(outboundKey{}).(http.Header)
-	for k, v := range own {
-		out[k] = v
-	}
-	if v := in.Header[headerRequestID]; len(v) > 0 {
-		out[headerRequestID] = v
-	}
 }
 
 // canonicalHeader is a header's key in an http.Header.
