@@ -173,7 +173,7 @@ type shared struct {
 	tokens   *verdictCache
 	rejected *lru.Cache[[32]byte, time.Time]
 	revoked  *revokedSet // by models.Token.Key; logged out: refused until exp, never evicted early
-	users    *lru.Cache[models.UserKey, *cachedUser]
+	users    *userCache
 
 	tokenCalls singleflight.Group
 	userCalls  singleflight.Group
@@ -316,7 +316,7 @@ func New(cfg Config, d Deps) (*Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth.cache.size: %w", err)
 	}
-	users, err := lru.New[models.UserKey, *cachedUser](cfg.UserCacheSz)
+	users, err := newUserCache(cfg.UserCacheSz)
 	if err != nil {
 		return nil, fmt.Errorf("users.cache_size: %w", err)
 	}
@@ -347,9 +347,17 @@ func New(cfg Config, d Deps) (*Authenticator, error) {
 // models.ErrTokenInvalid, ErrUserInactive, ErrAuthUnavailable,
 // ErrUserRejected, ErrPermissionDenied or ErrNoUserSource.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal, error) {
-	tok, err := a.Token(ctx, raw)
+	// A request's context is never a revalidation's: those only go
+	// through Token.
+	now := a.now()
+	p := Principal{raw: raw}
+	tok := &p.Token
+	hit, err := a.token(ctx, raw, now, false, tok)
 	if err != nil {
 		return Principal{}, err
+	}
+	if !hit { // the check may have waited on a call home
+		now = a.now()
 	}
 	key, iss, err := a.userKey(tok)
 	if err != nil {
@@ -362,9 +370,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 	}
 	var cu *cachedUser
 	if a.st().cfg.Users != nil {
-		cu, err = a.claimsUser(ctx, raw, tok, key)
+		cu, err = a.claimsUser(ctx, raw, *tok, key)
 	} else {
-		cu, err = a.user(ctx, raw, key)
+		cu, err = a.user(ctx, raw, key, now)
 	}
 	if err != nil {
 		switch {
@@ -385,7 +393,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 		a.refused(models.ReasonRevoked)
 		return Principal{}, errUserRevoked
 	}
-	return Principal{Token: tok, User: &cu.user, Attrs: cu.attrs, Issuer: iss, raw: raw}, nil
+	p.User, p.Attrs, p.Issuer = &cu.user, cu.attrs, iss
+	return p, nil
 }
 
 // CacheLen returns the number of cached positive verdicts.

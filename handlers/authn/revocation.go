@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"jwtgate/models"
@@ -27,12 +28,21 @@ type revokedSet struct {
 	mu        sync.RWMutex
 	m         map[[32]byte]int64
 	nextPrune int // prune on add once the map reaches this size
+	// n is len(m), stored under mu after every change: every request asks
+	// until, and while nothing is revoked (the usual case) it answers
+	// without taking the read lock, whose counter every core would write.
+	// A revocation stores n before RevokeKey returns, so a request that
+	// starts after it sees n > 0 and looks the key up.
+	n atomic.Int64
 }
 
 func newRevokedSet() *revokedSet { return &revokedSet{m: map[[32]byte]int64{}, nextPrune: 1024} }
 
 // until returns the expiry of a revoked key (Unix nanoseconds).
 func (s *revokedSet) until(key [32]byte) (int64, bool) {
+	if s.n.Load() == 0 {
+		return 0, false
+	}
 	s.mu.RLock()
 	u, ok := s.m[key]
 	s.mu.RUnlock()
@@ -51,12 +61,14 @@ func (s *revokedSet) add(key [32]byte, until, now int64) {
 		s.pruneLocked(now)
 		s.nextPrune = max(1024, 2*len(s.m))
 	}
+	s.n.Store(int64(len(s.m)))
 }
 
 // prune drops the entries whose token has expired at now.
 func (s *revokedSet) prune(now int64) {
 	s.mu.Lock()
 	s.pruneLocked(now)
+	s.n.Store(int64(len(s.m)))
 	s.mu.Unlock()
 }
 

@@ -23,7 +23,7 @@ const ReasonNoUserSource = "issuer_without_users"
 // key signed the token. Only the issuer whose users the auth service holds
 // (user_endpoint: true) can be resolved; another issuer's user 1 is not the
 // auth service's user 1, and is refused until users can come from claims.
-func (a *Authenticator) userKey(tok models.Token) (models.UserKey, string, error) {
+func (a *Authenticator) userKey(tok *models.Token) (models.UserKey, string, error) {
 	if len(a.st().cfg.Issuers) < 2 {
 		return models.UserKey{ID: tok.UserID}, a.st().cfg.Issuer, nil
 	}
@@ -63,9 +63,9 @@ func flightKey(k models.UserKey, raw string) string {
 }
 
 // user returns the cached user, or loads it once for all concurrent callers
-// with the same token.
-func (a *Authenticator) user(ctx context.Context, raw string, key models.UserKey) (*cachedUser, error) {
-	if cu, ok := a.users.Get(key); ok && a.now().Before(cu.checkAt) {
+// with the same token. now is the time of the request.
+func (a *Authenticator) user(ctx context.Context, raw string, key models.UserKey, now time.Time) (*cachedUser, error) {
+	if cu, ok := a.users.Get(key); ok && now.Before(cu.checkAt) {
 		return cu, nil
 	}
 	ch := a.userCalls.DoChan(flightKey(key, raw), func() (any, error) {

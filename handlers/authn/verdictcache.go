@@ -106,7 +106,11 @@ func (c *verdictCache) hash(key *[32]byte) uint32 {
 // find returns the table position of key and its slot, or the empty
 // position where it would go and -1.
 func (c *verdictCache) find(key *[32]byte) (pos uint64, slot int32) {
-	h := c.hash(key)
+	return c.findHashed(key, c.hash(key))
+}
+
+// findHashed is find with key's hash h already computed.
+func (c *verdictCache) findHashed(key *[32]byte, h uint32) (pos uint64, slot int32) {
 	mask := uint64(len(c.table) - 1)
 	for p := uint64(h) & mask; ; p = (p + 1) & mask {
 		e := c.table[p]
@@ -143,16 +147,22 @@ func (c *verdictCache) deleteAt(p uint64) {
 	}
 }
 
-// Get returns key's verdict and marks it most recently used.
+// Get returns key's verdict and marks it most recently used. It is on
+// every request's path: the key is hashed before the lock is taken (the
+// seed never changes), and nothing in the critical section can panic, so
+// it unlocks without a defer.
 func (c *verdictCache) Get(key [32]byte) (verdict, bool) {
+	h := c.hash(&key)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, i := c.find(&key)
+	_, i := c.findHashed(&key, h)
 	if i < 0 {
+		c.mu.Unlock()
 		return verdict{}, false
 	}
 	c.toFront(i)
-	return c.load(i), true
+	v := c.load(i)
+	c.mu.Unlock()
+	return v, true
 }
 
 // Peek returns key's verdict without marking it used.

@@ -80,30 +80,46 @@ func TokenKey(raw string) [32]byte {
 // Token checks a token without resolving its user. The returned Claims are
 // nil when the verdict came from the cache (see Principal.Claims).
 func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, error) {
+	var tok models.Token
+	_, err := a.token(ctx, raw, a.now(), ctx.Value(revalidateKey{}) != nil, &tok)
+	return tok, err
+}
+
+// token is Token at now. revalidating says ctx is a background
+// revalidation's (it carries revalidateKey): passed in, so the request path
+// (Authenticate, never a revalidation) does not walk the request's context
+// chain to look for it. hit reports a fresh verdict served from the cache,
+// without blocking: now is still the time then. The token is written to
+// dst (Authenticate's Principal.Token: not copied through returns).
+func (a *Authenticator) token(ctx context.Context, raw string, now time.Time, revalidating bool, dst *models.Token) (hit bool, _ error) {
 	if a.st().cfg.Introspect != nil {
-		return a.introspected(ctx, raw)
+		tok, err := a.introspected(ctx, raw)
+		*dst = tok
+		return false, err
 	}
 	if len(raw) > models.MaxTokenBytes {
 		a.refused(models.ReasonTooLarge)
-		return models.Token{}, &models.TokenError{Reason: models.ReasonTooLarge, Detail: "token too long"}
+		return false, &models.TokenError{Reason: models.ReasonTooLarge, Detail: "token too long"}
 	}
 	key := TokenKey(raw)
-	now := a.now()
 	var stale *verdict // past its TTL, but servable if the auth service is down
 	known := false     // verified before and not expired: never limited by CallsHome
 	if v, ok := a.tokens.Get(key); ok {
 		known = now.UnixNano() < v.exp
 		if a.isRevoked(v.key, now) {
-			return models.Token{}, errRevoked
+			return false, errRevoked
 		}
-		if n := now.UnixNano(); n < v.expires && ctx.Value(revalidateKey{}) == nil {
+		if n := now.UnixNano(); n < v.expires && !revalidating {
 			a.obs.CacheHit()
-			tok := v.token()
-			if err := a.checkLocal(ctx, raw, tok); err != nil {
-				return models.Token{}, err
+			if a.st().local != nil {
+				tok := v.token()
+				if err := a.checkLocal(ctx, raw, &tok); err != nil {
+					return false, err
+				}
 			}
 			a.refreshAhead(ctx, raw, key, &v, n)
-			return tok, nil
+			*dst = v.token()
+			return true, nil
 		}
 		if n := now.UnixNano(); n < v.exp && n < v.expires+int64(a.st().cfg.StaleGrace) {
 			stale = &v
@@ -114,25 +130,27 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 	if until, ok := a.rejected.Get(key); ok && now.Before(until) {
 		a.obs.NegativeHit()
 		a.refused(models.ReasonRejected)
-		return models.Token{}, &models.TokenError{Reason: models.ReasonRejected, Detail: "rejected by the auth service (cached)"}
+		return false, &models.TokenError{Reason: models.ReasonRejected, Detail: "rejected by the auth service (cached)"}
 	}
 	a.obs.CacheMiss()
 	tok, err := models.PrecheckToken(raw, a.st().cfg.UserIDClaim, a.st().cfg.Leeway, now)
 	if err != nil {
 		a.refused(models.TokenReason(err))
-		return models.Token{}, err
+		return false, err
 	}
 	if a.isRevoked(tok.Key, now) {
-		return models.Token{}, errRevoked
+		return false, errRevoked
 	}
-	if err := a.checkLocal(ctx, raw, tok); err != nil {
+	if err := a.checkLocal(ctx, raw, &tok); err != nil {
 		if errors.Is(err, models.ErrTokenInvalid) && a.st().cfg.NegativeTTL > 0 {
 			a.rejected.Add(key, a.now().Add(a.st().cfg.NegativeTTL))
 		}
-		return models.Token{}, err
+		return false, err
 	}
 	if a.inProcess() {
-		return a.verifyInProcess(ctx, raw, key, tok, stale)
+		tok, err := a.verifyInProcess(ctx, raw, key, tok, stale)
+		*dst = tok
+		return false, err
 	}
 	led := false   // this request started the call (waiters on another's call spend nothing)
 	callKey := key // slicing key itself would move it to the heap, on every request (it is captured below)
@@ -165,23 +183,25 @@ func (a *Authenticator) Token(ctx context.Context, raw string) (models.Token, er
 				if !led && ctx.Value(retriedKey{}) == nil {
 					// Another client's budget refused the call we waited
 					// for: try once on our own.
-					return a.Token(context.WithValue(ctx, retriedKey{}, true), raw)
+					return a.token(context.WithValue(ctx, retriedKey{}, true), raw, a.now(), revalidating, dst)
 				}
 				a.refused(reasonThrottled)
-				return models.Token{}, res.Err
+				return false, res.Err
 			}
 			if stale != nil && errors.Is(res.Err, models.ErrAuthUnavailable) {
 				a.obs.StaleServed()
-				return stale.token(), nil
+				*dst = stale.token()
+				return false, nil
 			}
 			if reason := models.TokenReason(res.Err); reason != "" {
 				a.refused(reason)
 			}
-			return models.Token{}, res.Err
+			return false, res.Err
 		}
-		return tok, nil
+		*dst = tok
+		return false, nil
 	case <-ctx.Done():
-		return models.Token{}, fmt.Errorf("verify: %w", ctx.Err())
+		return false, fmt.Errorf("verify: %w", ctx.Err())
 	}
 }
 
@@ -201,13 +221,14 @@ func verify(ctx context.Context, v Verifier, raw string, tok models.Token) error
 }
 
 // checkLocal runs the every-request local check of verify: hybrid. tok is
-// raw as the pre-checks decoded it (or its cached verdict).
-func (a *Authenticator) checkLocal(ctx context.Context, raw string, tok models.Token) error {
+// raw as the pre-checks decoded it (or its cached verdict); a pointer, so
+// the common case (no local check) copies no token.
+func (a *Authenticator) checkLocal(ctx context.Context, raw string, tok *models.Token) error {
 	local := a.st().local
 	if local == nil {
 		return nil
 	}
-	err := verify(ctx, local, raw, tok)
+	err := verify(ctx, local, raw, *tok)
 	if reason := models.TokenReason(err); reason != "" {
 		a.refused(reason)
 	}

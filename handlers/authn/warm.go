@@ -85,9 +85,11 @@ type aheadState struct {
 // refreshAhead starts a background revalidation of the verdict v (key) when
 // now is in the last 20% of its TTL and a new verdict would live longer
 // (it never goes past exp). The request is served from v without waiting.
+// ctx is a request's, never a revalidation's (Token does not serve those
+// from the cache).
 func (a *Authenticator) refreshAhead(ctx context.Context, raw string, key [32]byte, v *verdict, n int64) {
 	ttl := int64(a.st().cfg.TTL)
-	if ttl <= 0 || v.expires >= v.exp || n < v.expires-ttl/aheadShare || ctx.Value(revalidateKey{}) != nil {
+	if ttl <= 0 || v.expires >= v.exp || n < v.expires-ttl/aheadShare {
 		return
 	}
 	st := &a.ahead
