@@ -136,23 +136,10 @@ func (idn identity) values(u *models.User) identityValues {
 	return v
 }
 
-// set writes the caller's identity for a route: the standard headers, the
-// route's extra fields and, when enabled, the signed identity token. Empty
-// values are left out; the caller has already removed the client's
-// headers in the identity namespace.
-func (idn identity) set(h http.Header, p *authn.Principal, rt *route) error {
-	tok, err := idn.signedToken(p, rt)
-	if err != nil {
-		return err
-	}
-	idn.write(h, p, rt, tok)
-	return nil
-}
-
-// write writes the caller's identity headers for a route into h, with tok
-// the signed identity token (signedToken; "" when it is off): what set writes, without
-// failing, so the proxy can write them straight into the outbound header
-// after the decision signed the token.
+// write writes the caller's identity for a route into h: the standard
+// headers, the route's extra fields and, with the identity token on, tok
+// (signedToken). Empty values are left out; the caller has already removed
+// the client's headers in the identity namespace.
 func (idn *identity) write(h http.Header, p *authn.Principal, rt *route, tok string) {
 	for _, ih := range idn.memo.get(p.User, idn.values) {
 		h[ih.name] = ih.value

@@ -481,36 +481,39 @@ if ((instr)); then
   # cpu.rdtscp=off: valgrind 3.19 does not know RDTSCP, which the Go runtime
   # uses where the CPU has it (SIGILL otherwise).
   vg=(env GOGC=off GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind)
-  port=$("$kit" freeport)
-  "${vg[@]}" --callgrind-out-file="$work/vgbare.cg.%p" "$kit" proxy -listen "127.0.0.1:$port" -target "${url[upstream]}" \
-    >"$work/vgbare.out" 2>"$work/vgbare.err" &
-  pid[vgbare]=$!
-  pids+=($!)
-  url[vgbare]=http://127.0.0.1:$port
+  # vg_proxy NAME [FLAG...]: start a bare proxy under callgrind (its flags
+  # after -target); vg_wait NAME: until it serves (slow to start), or die.
+  vg_proxy() {
+    local name=$1 port
+    shift
+    port=$("$kit" freeport)
+    "${vg[@]}" --callgrind-out-file="$work/$name.cg.%p" "$kit" proxy -listen "127.0.0.1:$port" -target "${url[upstream]}" "$@" \
+      >"$work/$name.out" 2>"$work/$name.err" &
+    pid[$name]=$!
+    pids+=($!)
+    url[$name]=http://127.0.0.1:$port
+  }
+  vg_wait() {
+    local i
+    for i in $(seq 1 900); do
+      curl -fsS -o /dev/null "${url[$1]}/" 2>/dev/null && return 0
+      kill -0 "${pid[$1]}" 2>/dev/null || die "the bare proxy did not start under valgrind: $(tail -n 5 "$work/$1.err")"
+      sleep 0.1
+    done
+    die "the bare proxy did not answer under valgrind within 90 s"
+  }
+  vg_proxy vgbare
   gw_under=("${vg[@]}" --callgrind-out-file="$work/vggw.cg.%p")
   gateway vggw || die "the gateway did not start under valgrind: $(tail -n 5 "$work/vggw.log")"
   gw_under=()
-  for i in $(seq 1 900); do
-    curl -fsS -o /dev/null "${url[vgbare]}/" 2>/dev/null && break
-    kill -0 "${pid[vgbare]}" 2>/dev/null || die "the bare proxy did not start under valgrind: $(tail -n 5 "$work/vgbare.err")"
-    sleep 0.1
-  done
+  vg_wait vgbare
   mint -users 1 -count 1 -out "$work/instr1"
   mint -users 1000 -count "$instr_tokens" -out "$work/instrmany"
   # The bare proxy again, sending the headers the gateway adds (as the bare
   # rows' proxy does).
   ((${#idh[@]})) || added_headers "${url[vggw]}" "$work/instr1"
-  port=$("$kit" freeport)
-  "${vg[@]}" --callgrind-out-file="$work/vgbareh.cg.%p" "$kit" proxy -listen "127.0.0.1:$port" -target "${url[upstream]}" "${idh[@]}" \
-    >"$work/vgbareh.out" 2>"$work/vgbareh.err" &
-  pid[vgbareh]=$!
-  pids+=($!)
-  url[vgbareh]=http://127.0.0.1:$port
-  for i in $(seq 1 900); do
-    curl -fsS -o /dev/null "${url[vgbareh]}/" 2>/dev/null && break
-    kill -0 "${pid[vgbareh]}" 2>/dev/null || die "the bare proxy did not start under valgrind: $(tail -n 5 "$work/vgbareh.err")"
-    sleep 0.1
-  done
+  vg_proxy vgbareh "${idh[@]}"
+  vg_wait vgbareh
   # rr_ok URL TOKENS ROUNDS: send them, every answer a 200, or die.
   rr_ok() {
     local outp want
