@@ -155,7 +155,7 @@ func decodeParts(header, claimBytes []byte) (map[string]any, jwt.MapClaims, erro
 			return nil, nil, fmt.Errorf("header: %w", err)
 		}
 	}
-	c, ok := decodeObject(claimBytes, true)
+	c, ok := decodeClaims(claimBytes)
 	claims := jwt.MapClaims(c)
 	if !ok {
 		claims = jwt.MapClaims{}
@@ -234,8 +234,13 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	if !ok {
 		return Token{}, tokenErr(ReasonNoUserID, "claim %q missing or not a string or number", userIDClaim)
 	}
-	for k, v := range claims {
-		claims[k] = plainNumbers(v)
+	for k, v := range claims { // short integers are int64 already (decodeClaims)
+		switch v.(type) {
+		case json.Number:
+			claims[k] = plainNumbers(v)
+		case map[string]any, []any:
+			plainNumbers(v) // in place
+		}
 	}
 	iss, _ := claims["iss"].(string)
 	return Token{Alg: alg, Kid: kid, Claims: claims, UserID: uid, Issuer: iss, Expires: exp, IssuedAt: iat, Key: RevocationKey(claims, raw),
@@ -298,32 +303,65 @@ func checkHeader(h map[string]any) error {
 // max(leeway, 5s)), and returns exp and iat in whole Unix seconds (0
 // when absent).
 func checkTimes(claims jwt.MapClaims, leeway time.Duration, now time.Time) (time.Time, int64, error) {
-	exp, err := claims.GetExpirationTime()
+	exp, ok, err := claimTime(claims, "exp")
 	if err != nil {
 		return time.Time{}, 0, tokenErr(ReasonMalformed, "exp is not a number")
 	}
-	if exp == nil {
+	if !ok {
 		return time.Time{}, 0, tokenErr(ReasonNoExpiry, "exp claim missing")
 	}
 	if !now.Before(exp.Add(leeway)) {
 		return time.Time{}, 0, tokenErr(ReasonExpired, "token expired")
 	}
-	if nbf, err := claims.GetNotBefore(); err != nil {
+	if nbf, ok, err := claimTime(claims, "nbf"); err != nil {
 		return time.Time{}, 0, tokenErr(ReasonMalformed, "nbf is not a number")
-	} else if nbf != nil && now.Add(leeway).Before(nbf.Time) {
+	} else if ok && now.Add(leeway).Before(nbf) {
 		return time.Time{}, 0, tokenErr(ReasonNotYetValid, "token not valid yet")
 	}
-	iat, err := claims.GetIssuedAt()
+	iat, ok, err := claimTime(claims, "iat")
 	if err != nil {
 		return time.Time{}, 0, tokenErr(ReasonMalformed, "iat is not a number")
 	}
-	if iat == nil {
-		return exp.Time, 0, nil
+	if !ok {
+		return exp, 0, nil
 	}
-	if now.Add(max(leeway, minIATSkew)).Before(iat.Time) {
+	if now.Add(max(leeway, minIATSkew)).Before(iat) {
 		return time.Time{}, 0, tokenErr(ReasonNotYetValid, "token issued in the future")
 	}
-	return exp.Time, iat.Unix(), nil
+	return exp, iat.Unix(), nil
+}
+
+// claimTime reads the time claim name ("exp", "nbf" or "iat") as
+// golang-jwt v5's MapClaims.GetExpirationTime & co do: ok is false when
+// the claim is absent (or a float64 zero, which decodeClaims never makes).
+// A short integer n (an int64, which only decodeClaims puts in the map,
+// |n| < 2^53) is read here: golang-jwt would parse its text to the
+// float64 n exactly, and newNumericDateFromSeconds gives
+// time.Unix(n, 0).Truncate(TimePrecision); done here it skips the float
+// parsing and the *NumericDate allocation (1.0k Ir per claim). Every other
+// value goes to golang-jwt itself.
+func claimTime(claims jwt.MapClaims, name string) (time.Time, bool, error) {
+	v, present := claims[name]
+	if !present {
+		return time.Time{}, false, nil
+	}
+	if n, ok := v.(int64); ok && n > -1<<53 && n < 1<<53 {
+		return time.Unix(n, 0).Truncate(jwt.TimePrecision), true, nil
+	}
+	var d *jwt.NumericDate
+	var err error
+	switch name {
+	case "exp":
+		d, err = claims.GetExpirationTime()
+	case "nbf":
+		d, err = claims.GetNotBefore()
+	default:
+		d, err = claims.GetIssuedAt()
+	}
+	if err != nil || d == nil {
+		return time.Time{}, false, err
+	}
+	return d.Time, true, nil
 }
 
 // checkShape refuses anything but one JSON object nested at most maxDepth
