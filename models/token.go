@@ -149,19 +149,20 @@ var precheckParser = jwt.NewParser(jwt.WithJSONNumber())
 // it fails: an alg that is not a string naming a signing method golang-jwt
 // knows. Unlike ParseUnverified it takes the bytes already decoded.
 func decodeParts(header, claimBytes []byte) (map[string]any, jwt.MapClaims, error) {
+	// The encoding/json fallbacks are calls, so that h and claims, whose
+	// addresses they take, do not escape here: 2 allocations per token.
 	h, ok := decodeObject(header, false)
 	if !ok {
-		if err := json.Unmarshal(header, &h); err != nil {
+		var err error
+		if h, err = unmarshalHeader(header); err != nil {
 			return nil, nil, fmt.Errorf("header: %w", err)
 		}
 	}
 	c, ok := decodeClaims(claimBytes)
 	claims := jwt.MapClaims(c)
 	if !ok {
-		claims = jwt.MapClaims{}
-		d := json.NewDecoder(bytes.NewReader(claimBytes))
-		d.UseNumber()
-		if err := d.Decode(&claims); err != nil {
+		var err error
+		if claims, err = unmarshalClaims(claimBytes); err != nil {
 			return nil, nil, fmt.Errorf("claims: %w", err)
 		}
 	}
@@ -170,6 +171,23 @@ func decodeParts(header, claimBytes []byte) (map[string]any, jwt.MapClaims, erro
 		return nil, nil, errors.New("signing method (alg) unspecified or unavailable")
 	}
 	return h, claims, nil
+}
+
+// unmarshalHeader decodes a header decodeObject left to encoding/json.
+func unmarshalHeader(b []byte) (map[string]any, error) {
+	var h map[string]any
+	err := json.Unmarshal(b, &h)
+	return h, err
+}
+
+// unmarshalClaims decodes claims decodeClaims left to encoding/json, with
+// numbers as json.Number.
+func unmarshalClaims(b []byte) (jwt.MapClaims, error) {
+	claims := jwt.MapClaims{}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	err := d.Decode(&claims)
+	return claims, err
 }
 
 // PrecheckToken runs the checks that need no key and no call home: size;
