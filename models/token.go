@@ -148,29 +148,28 @@ var precheckParser = jwt.NewParser(jwt.WithJSONNumber())
 // segments passed checkShape: valid JSON objects. It fails where
 // it fails: an alg that is not a string naming a signing method golang-jwt
 // knows. Unlike ParseUnverified it takes the bytes already decoded.
-func decodeParts(header, claimBytes []byte) (map[string]any, jwt.MapClaims, error) {
+func decodeParts(header, claimBytes []byte) (h map[string]any, claims jwt.MapClaims, plain bool, err error) {
 	// The encoding/json fallbacks are calls, so that h and claims, whose
 	// addresses they take, do not escape here: 2 allocations per token.
 	h, ok := decodeObject(header, false)
 	if !ok {
-		var err error
 		if h, err = unmarshalHeader(header); err != nil {
-			return nil, nil, fmt.Errorf("header: %w", err)
+			return nil, nil, false, fmt.Errorf("header: %w", err)
 		}
 	}
-	c, ok := decodeClaims(claimBytes)
-	claims := jwt.MapClaims(c)
+	c, plain, ok := decodeClaims(claimBytes)
+	claims = jwt.MapClaims(c)
 	if !ok {
-		var err error
+		plain = false
 		if claims, err = unmarshalClaims(claimBytes); err != nil {
-			return nil, nil, fmt.Errorf("claims: %w", err)
+			return nil, nil, false, fmt.Errorf("claims: %w", err)
 		}
 	}
 	alg, ok := h["alg"].(string)
 	if !ok || jwt.GetSigningMethod(alg) == nil {
-		return nil, nil, errors.New("signing method (alg) unspecified or unavailable")
+		return nil, nil, false, errors.New("signing method (alg) unspecified or unavailable")
 	}
-	return h, claims, nil
+	return h, claims, plain, nil
 }
 
 // unmarshalHeader decodes a header decodeObject left to encoding/json.
@@ -229,7 +228,7 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	if err := checkShape(dec[1], MaxClaimsDepth); err != nil {
 		return Token{}, tokenErr(ReasonMalformed, "claims: %v", err)
 	}
-	header, claims, err := decodeParts(dec[0], dec[1])
+	header, claims, plain, err := decodeParts(dec[0], dec[1])
 	if err != nil {
 		return Token{}, tokenErr(ReasonMalformed, "undecodable header or claims")
 	}
@@ -252,12 +251,16 @@ func PrecheckToken(raw, userIDClaim string, leeway time.Duration, now time.Time)
 	if !ok {
 		return Token{}, tokenErr(ReasonNoUserID, "claim %q missing or not a string or number", userIDClaim)
 	}
-	for k, v := range claims { // short integers are int64 already (decodeClaims)
-		switch v.(type) {
-		case json.Number:
-			claims[k] = plainNumbers(v)
-		case map[string]any, []any:
-			plainNumbers(v) // in place
+	// Short integers are int64 already (decodeClaims); when nothing else
+	// was a number (plain) there is nothing to turn.
+	if !plain {
+		for k, v := range claims {
+			switch v.(type) {
+			case json.Number:
+				claims[k] = plainNumbers(v)
+			case map[string]any, []any:
+				plainNumbers(v) // in place
+			}
 		}
 	}
 	iss, _ := claims["iss"].(string)

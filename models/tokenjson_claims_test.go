@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 )
@@ -36,12 +37,15 @@ func TestDecodeClaimsAgrees(t *testing.T) {
 func decodeClaimsAgree(t *testing.T, b []byte) {
 	t.Helper()
 	want, wantOK := refDecodeObject(b, true)
-	got, gotOK := decodeClaims(b)
+	got, plain, gotOK := decodeClaims(b)
 	if gotOK != wantOK {
 		t.Fatalf("decodeClaims(%q) ok=%v, decodeObject ok=%v", b, gotOK, wantOK)
 	}
 	if !gotOK {
 		return
+	}
+	if plain == hasJSONNumber(map[string]any(got)) {
+		t.Fatalf("decodeClaims(%q) plain=%v: %#v", b, plain, got)
 	}
 	if !reflect.DeepEqual(plainNumbers(map[string]any(got)), refPlainNumbers(map[string]any(want))) {
 		t.Fatalf("decodeClaims(%q):\n got %#v\nwant %#v", b, got, want)
@@ -53,6 +57,27 @@ func decodeClaimsAgree(t *testing.T, b []byte) {
 			t.Fatalf("decodeObject(%q, %v):\n got %#v\nwant %#v", b, useNumber, g, w)
 		}
 	}
+}
+
+// hasJSONNumber reports whether v holds a json.Number at any depth.
+func hasJSONNumber(v any) bool {
+	switch x := v.(type) {
+	case json.Number:
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if hasJSONNumber(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasJSONNumber(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // FuzzDecodeClaimsAgrees: TestDecodeClaimsAgrees on every object
