@@ -152,6 +152,16 @@ func (a *Authenticator) token(ctx context.Context, raw string, now time.Time, re
 		*dst = tok
 		return false, err
 	}
+	// The call home is coalesced in its own function: the closure there
+	// captures its own copy of tok, so tok here stays on the stack for
+	// the in-process path above (one allocation of ~0.2 KB per new token).
+	return a.coalesced(ctx, raw, key, tok, known, stale, revalidating, dst)
+}
+
+// coalesced is token's call home, shared by the requests that ask about
+// the same token at once (tokenCalls): the second level, the CallsHome
+// budget, then the verifier, on a context no single caller can cancel.
+func (a *Authenticator) coalesced(ctx context.Context, raw string, key [32]byte, tok models.Token, known bool, stale *verdict, revalidating bool, dst *models.Token) (hit bool, _ error) {
 	led := false   // this request started the call (waiters on another's call spend nothing)
 	callKey := key // slicing key itself would move it to the heap, on every request (it is captured below)
 	ch := a.tokenCalls.DoChan(string(callKey[:]), func() (any, error) {
