@@ -107,3 +107,13 @@ func TestLocalDecodedTokenBoundToItsText(t *testing.T) {
 		})
 	}
 }
+
+// decodedToken is decodeInto with its own storage: pre as golang-jwt's
+// parser would have decoded it, or false when golang-jwt must decode raw.
+func decodedToken(raw string, pre *models.Token, claims *jwt.RegisteredClaims) (*jwt.Token, bool) {
+	dc := new(decodedCheck)
+	if !decodeInto(raw, pre, claims, &dc.dates, &dc.aud, &dc.tok) {
+		return nil, false
+	}
+	return &dc.tok, true
+}

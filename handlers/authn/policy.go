@@ -257,7 +257,7 @@ func (l *Local) verify(ctx context.Context, ks *keySet, raw string) error {
 
 // verifyDecoded is verify for a token the pre-checks may have decoded
 // (pre, nil: not decoded): its header, signature and claims are then used
-// as they are, unless decodedToken says the claims need golang-jwt's own
+// as they are, unless decodeInto says the claims need golang-jwt's own
 // decoding to be read the same way. Either way the checks are ks.check's.
 func (l *Local) verifyDecoded(ctx context.Context, ks *keySet, raw string, pre *models.Token) error {
 	// The claims escape (Validate takes them as an interface): for a
@@ -381,23 +381,6 @@ func (ks *keySet) verifySignature(t *jwt.Token, signed string, key any) error {
 // registeredNames are the JSON names of jwt.RegisteredClaims' fields.
 var registeredNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
 
-// decodedToken returns pre as golang-jwt's parser would have decoded it,
-// filling claims, when pre carries the header and signature decoded from
-// raw itself (models.Token.DecodedFrom) and
-// its claims convert exactly: string iss, sub and jti, a string or list of
-// strings aud, integer exp, nbf and iat (json.Number integers, read as
-// float64 by NumericDate: exact below 2^53), and no other spelling of a
-// registered name (encoding/json matches struct fields case-insensitively,
-// so "EXP" would fill ExpiresAt). Anything else is decoded by golang-jwt.
-func decodedToken(raw string, pre *models.Token, claims *jwt.RegisteredClaims) (*jwt.Token, bool) {
-	dc := new(decodedCheck)
-	ok := decodeInto(raw, pre, claims, &dc.dates, &dc.aud, &dc.tok)
-	if !ok {
-		return nil, false
-	}
-	return &dc.tok, true
-}
-
 // decodedCheck is, in one allocation, what checking a token the
 // pre-checks decoded keeps on the heap: its claims, the dates and the
 // one-string audience they point to, and the token (ks.key hands it to
@@ -414,8 +397,15 @@ func (dc *decodedCheck) into(raw string, pre *models.Token) bool {
 	return decodeInto(raw, pre, &dc.claims, &dc.dates, &dc.aud, &dc.tok)
 }
 
-// decodeInto is decodedToken with the dates, a one-string audience and
-// the token written to storage the caller provides.
+// decodeInto writes pre as golang-jwt's parser would have decoded it to
+// claims and tok (the dates and a one-string audience in the storage the
+// caller provides) and reports true, when pre carries the header and
+// signature decoded from raw itself (models.Token.DecodedFrom) and its
+// claims convert exactly: string iss, sub and jti, a string or list of
+// strings aud, integer exp, nbf and iat (json.Number integers, read as
+// float64 by NumericDate: exact below 2^53), and no other spelling of a
+// registered name (encoding/json matches struct fields case-insensitively,
+// so "EXP" would fill ExpiresAt). Anything else is decoded by golang-jwt.
 func decodeInto(raw string, pre *models.Token, claims *jwt.RegisteredClaims, dates *[3]jwt.NumericDate, aud1 *[1]string, tok *jwt.Token) bool {
 	if pre == nil || !pre.DecodedFrom(raw) || pre.Signature == nil || pre.Claims == nil {
 		return false
@@ -491,7 +481,7 @@ func spellsRegisteredName(k string) bool {
 	if len(k) < 3 || len(k) > 12 {
 		return false // no other spelling of a three-letter name is this short or long
 	}
-	if len(k) != 3 && isASCII(k) {
+	if len(k) != 3 && !strings.ContainsFunc(k, func(r rune) bool { return r >= utf8.RuneSelf }) {
 		// EqualFold compares rune by rune, and no ASCII rune folds to one
 		// of more than a byte: an ASCII spelling of a three-letter name
 		// has three bytes. Skips seven EqualFolds (~0.3k Ir) for names
@@ -504,16 +494,6 @@ func spellsRegisteredName(k string) bool {
 		}
 	}
 	return false
-}
-
-// isASCII reports whether s has no byte over 0x7F.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // peekIssuer reads iss from the claims without verifying anything: it only
