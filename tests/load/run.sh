@@ -21,6 +21,9 @@
 #  16  bare proxy, 10 000 tokens, 3 × ttl 15 remote, 10 000 tokens in steady use for
 #                                             3 × cache.ttl (30 s): refresh-ahead at work
 #                                         17 row 5's gateway (ttl 1h: nothing renewed), as long
+#  20  bare proxy, 1 token in a cookie     21 browser mode: the token in the access cookie
+#                                         22 remote, warm, a route rate limit never reached
+#                                         23 remote, warm, a route rate limit exceeded (429s)
 # Rows 15, 16 and 17 are measured once, after the rounds, each for 3 × ttl.
 # For each row: requests/s (median and min-max of the rounds), p50, p99,
 # × its bare row, the serving process's own CPU time per request
@@ -56,7 +59,7 @@ export PATH="$PATH:/usr/local/go/bin"
 cores=$(nproc)
 rounds=3 duration=10s threads=1 conns=$((8 * cores)) cold_rate=20000 local_rate=6000 warmup=2s
 memory=1 rows_on=1 instr=1 smoke=0 out=tests/load/RESULTS.md profdir="" gap=1
-ahead_ttl=30 instr_n=2000 instr_tokens=2000 mem_tokens=100000 mem_users=10000 late_delay=200ms late_limit=8 many_tokens=10000 many_users=1000 settle=2
+ahead_ttl=30 instr_n=2000 instr_tokens=2000 mem_tokens=100000 mem_users=10000 late_delay=200ms late_limit=8 limit_high=1000000/second limit_low=100/second access_cookie=access_token many_tokens=10000 many_users=1000 settle=2
 while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -159,14 +162,17 @@ added_headers() {
   ((${#idh[@]})) || die "the gateway added no headers on its way upstream: $gwh"
 }
 
-# gateway NAME [CACHE_SIZE [LOCAL_ALG [AUTH_URL [AUTH_EXTRA [TTL]]]]]: write the
-# settings of one gateway and start it; LOCAL_ALG (RS256, ES256 or HS256)
-# selects verify: local; AUTH_URL replaces the fake auth service's URL (a
-# front that delays or can be stopped); AUTH_EXTRA is more auth_service
-# YAML (indented two spaces); TTL is auth.cache.ttl (default 1h). Returns 1
+# gateway NAME [CACHE_SIZE [LOCAL_ALG [AUTH_URL [AUTH_EXTRA [TTL [TOP_EXTRA [ROUTES_EXTRA]]]]]]]:
+# write the settings of one gateway and start it; LOCAL_ALG (RS256, ES256 or
+# HS256) selects verify: local; AUTH_URL replaces the fake auth service's URL
+# (a front that delays or can be stopped); AUTH_EXTRA is more auth_service
+# YAML (indented two spaces); TTL is auth.cache.ttl (default 1h); TOP_EXTRA
+# is more top-level YAML (a browser: block); ROUTES_EXTRA is YAML after the
+# /api/ route: its own keys indented four spaces, or more routes. Returns 1
 # if it does not serve.
 gateway() {
   local name=$1 size=${2:-100000} alg=${3:-} auth=${4:-${url[fakeauth]}} extra=${5:-} ttl=${6:-1h} verify=""
+  local top=${7:-} routes_extra=${8:-}
   case $alg in
     RS256) verify="  verify: local
   local:
@@ -205,12 +211,14 @@ throttle:
   login_rate: "off"
   # One machine plays every client: no per-client bound on calls home.
   calls_home_per_client: "off"
+$top
 routes:
   - path: "/open/"
     upstream: "${url[upstream]}"
     auth: none
   - path: "/api/"
     upstream: "${url[upstream]}"
+$routes_extra
 EOF
   local cmd=("$work/jwtgate") tries=200
   [ -n "$profdir" ] && cmd=("$kit" gateway -cpuprofile "$profdir/$name.pprof" -memprofile "$profdir/$name.heap" --)
@@ -258,7 +266,7 @@ measure() {
   before=$(calls_home)
   g0=$(gw_requests "${rowgw[$row]:-}")
   t0=$(cpu_ticks "${rowpid[$row]}")
-  outp=$(wrk -t"$threads" -c"$conns" -d"${rowdur[$row]:-$duration}" --timeout 5s -s tests/load/tokens.lua "${rowurl[$row]}" -- "$file" "${rowmode[$row]}" 2>&1) \
+  outp=$(wrk -t"$threads" -c"$conns" -d"${rowdur[$row]:-$duration}" --timeout 5s -s tests/load/tokens.lua "${rowurl[$row]}" -- "$file" "${rowmode[$row]}" "${rowcookie[$row]:-}" 2>&1) \
     || die "wrk failed for row $row: $outp"
   t1=$(cpu_ticks "${rowpid[$row]}")
   # Calls still queued or delayed when wrk stopped land at the auth service
@@ -291,14 +299,19 @@ rowname=(
   "jwtgate, remote, $many_tokens tokens for as long as row 15, cache.ttl 1h (no renewals)"
   "bare httputil.ReverseProxy, plain (adds no headers), 1 token"
   "bare httputil.ReverseProxy, plain (adds no headers), $many_tokens tokens"
+  "bare httputil.ReverseProxy + the gateway's headers, 1 token in a cookie"
+  "jwtgate, browser mode, warm (1 token in the access cookie)"
+  "jwtgate, remote, warm (1 token), route rate limit $limit_high per user (never reached)"
+  "jwtgate, remote, warm (1 token), route rate limit $limit_low per user (exceeded: 429s)"
 )
 # rowbase: the bare row driven by the same Lua script over the same kind of
 # token set; a bare row is its own.
-declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle rowgw rowdur
+declare -A rowurl rowfile rowmode rowround rowpid rowbase rowsettle rowgw rowdur rowcookie
 # Rows 18 and 19 are the plain bare proxy, which adds no headers: row 2's
 # base (auth: none adds only the request id), and for reading against rows 3
 # and 5.
-rowbase=([1]=1 [2]=18 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7 [15]=16 [16]=16 [17]=16 [18]=18 [19]=19)
+rowbase=([1]=1 [2]=18 [3]=1 [4]=4 [5]=4 [6]=4 [7]=7 [8]=7 [9]=7 [10]=10 [11]=10 [12]=12 [13]=12 [14]=7 [15]=16 [16]=16 [17]=16 [18]=18 [19]=19
+  [20]=20 [21]=20 [22]=1 [23]=1)
 rows=()
 local_note=""
 
@@ -382,7 +395,43 @@ if ((rows_on)); then
     rowgw+=([11]=RS256 [13]=ES256 [14]=HS256)
   fi
 
+  # Browser mode (issue 13): the token in the access cookie, which the
+  # gateway reads when no Authorization header is present and never sends
+  # upstream; its bare row sends the same cookie through the bare proxy.
+  # Rate limits (issue 14): row 22's route counts every request against a
+  # limit the load never reaches (the limiter's cost on the warm path), row
+  # 23's against one it exceeds at once (most answers are 429 throttled:
+  # what refusing costs, with no upstream call).
+  gateway browser 100000 "" "${url[fakeauth]}" "" 1h "browser:
+  enabled: true
+  access_cookie: true
+  access_cookie_name: \"$access_cookie\"
+  refresh_cookie: {secure: false}" || die "gateway did not start: $(cat "$work/browser.log")"
+  gateway limits 100000 "" "${url[fakeauth]}" "" 1h "" "    rate_limit: {per_user: \"$limit_high\"}
+  - path: \"/tight/\"
+    upstream: \"${url[upstream]}\"
+    rate_limit: {per_user: \"$limit_low\"}" || die "gateway did not start: $(cat "$work/limits.log")"
+  rows+=(20 21 22 23)
+  rowurl+=([20]=${url[bare]}/api/bench [21]=${url[browser]}/api/bench [22]=${url[limits]}/api/bench
+    [23]=${url[limits]}/tight/bench)
+  rowfile+=([20]=$work/warm1 [21]=$work/warm1 [22]=$work/warm1 [23]=$work/warm1)
+  rowmode+=([20]=random [21]=random [22]=random [23]=random)
+  rowcookie+=([20]=$access_cookie [21]=$access_cookie)
+  rowpid+=([20]=${pid[bare]} [21]=${pid[browser]} [22]=${pid[limits]} [23]=${pid[limits]})
+  rowgw+=([21]=browser [22]=limits [23]=limits)
+
   log "warming caches"
+  warm "${url[browser]}" "$work/warm1"
+  warm "${url[limits]}" "$work/warm1"
+  # The rows must measure what they say: the cookie alone authenticates
+  # (no Authorization header), and row 23's refusals are the limit's 429s.
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $access_cookie=$(head -n1 "$work/warm1")" "${url[browser]}/api/check")
+  [ "$code" = 200 ] || die "browser mode: the access cookie got $code, not 200"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${url[browser]}/api/check")
+  [ "$code" = 401 ] || die "browser mode: no cookie got $code, not 401"
+  # 300 requests on one connection, faster than the limit refills.
+  body=$(curl -s -w ' %{http_code}\n' -H "Authorization: Bearer $(head -n1 "$work/warm1")" $(printf "${url[limits]}/tight/check %.0s" $(seq 1 300)))
+  grep -q '"code":"throttled"} 429$' <<<"$body" || die "rate limit: 300 requests over $limit_low got no 429 throttled: $(tail -n 2 <<<"$body")"
   warm "${url[remote]}" "$work/warm1"
   warm "${url[remote]}" "$work/warm10k"
   warm "${url[stopped]}" "$work/warm10k"
@@ -394,7 +443,7 @@ if ((rows_on)); then
     log "warm-up: $warmup per row"
     for row in "${rows[@]}"; do
       ((${rowround[$row]:-0})) && continue # its tokens must stay unseen
-      wrk -t"$threads" -c"$conns" -d"$warmup" -s tests/load/tokens.lua "${rowurl[$row]}" -- "${rowfile[$row]}" "${rowmode[$row]}" >/dev/null 2>&1 || true
+      wrk -t"$threads" -c"$conns" -d"$warmup" -s tests/load/tokens.lua "${rowurl[$row]}" -- "${rowfile[$row]}" "${rowmode[$row]}" "${rowcookie[$row]:-}" >/dev/null 2>&1 || true
     done
   fi
 
@@ -622,6 +671,8 @@ if ((rows_on)); then
 | $row | ${rowname[$row]} | $base | $(printf '%.0f' "$rps") | $spread | $(ms "$p50") | $(ms "${m_p99[$row]}") | ${m_ratio[$row]} | ${m_pair[$row]} | ${m_cpu[$row]} | ${m_cpur[$row]} | ${m_cpair[$row]} | $calls_cell |"
     rounds_table+="
 | $row | $(field "$row" rps | awk '{ printf "%s%.0f", (NR > 1 ? ", " : ""), $1 }') | $(cpu_us "$row" | paste -sd, | sed 's/,/, /g') |"
+    # Row 23's 429s are what it measures: its reading line counts them.
+    [ "$row" = 23 ] && bad=0
     ((bad + errs > 0)) && warnings+="
 - Row $row: $bad non-2xx answers and $errs socket errors."
     if ((wraps > 0)); then
@@ -647,6 +698,10 @@ if ((rows_on)); then
 - no target, for reading: against the plain bare proxy, which adds no headers (the upstream then reads smaller requests), row 3 = $(ratio "${m_rps[3]}" "${m_rps[18]}") × row 18 requests/s and $(ratio "${m_cpu[3]}" "${m_cpu[18]}") × its CPU per request; row 5 = $(ratio "${m_rps[5]}" "${m_rps[19]}") × row 19 requests/s
 - no target, for reading: row 15's p99 − row 17's (the same tokens, nothing renewed) = $(awk -v a="${m_p99[15]}" -v b="${m_p99[17]}" 'BEGIN { printf "%+.2f ms", (a - b) / 1000 }'): what renewing every verdict three times costs the tail
 - no target, for reading: row 6 (auth service stopped) = $(ratio "${m_rps[6]}" "${m_rps[5]}") × row 5 requests/s with ${m_bad[6]} errors (cached tokens should keep full speed)"
+  [ -n "${m_rps[21]:-}" ] && targets+="
+- no target, for reading: browser mode (row 21, the token in the access cookie) = ${m_ratio[21]} × row 20 requests/s (the same cookie through the bare proxy) and ${m_cpur[21]} × its CPU per request; row 3 (Authorization header) = ${m_ratio[3]} and ${m_cpur[3]}
+- no target, for reading: a route rate limit never reached (row 22) costs $(awk -v a="${m_cpu[22]}" -v b="${m_cpu[3]}" 'BEGIN { printf "%+.1f", a - b }') µs CPU per request against row 3 (${m_cpu[22]} vs ${m_cpu[3]}; ${m_ratio[22]} × row 1 requests/s)
+- no target, for reading: an exceeded rate limit (row 23) answered $(printf '%.0f' "${m_rps[23]}") requests/s, $(field 23 non2xx | awk '{ s += $1 } END { print s + 0 }') of $(field 23 requests | awk '{ s += $1 } END { print s + 0 }') answers not 2xx (the route's 429 throttled), at ${m_cpu[23]} µs CPU per request (row 3, every request proxied: ${m_cpu[3]} µs)"
   [ -n "$warnings" ] && targets+="
 
 Warnings:$warnings"

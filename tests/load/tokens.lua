@@ -5,6 +5,9 @@
 --   wrk ... -s tokens.lua URL -- FILE once     thread N walks FILE.N (with one thread:
 --                                             FILE) in order: each token is used
 --                                             once (cold), then wraps
+--   wrk ... -s tokens.lua URL -- FILE MODE NAME   the token in a cookie NAME
+--                                             (browser mode's access cookie)
+--                                             instead of Authorization: Bearer
 --
 -- done() prints one machine-readable line:
 --   RESULT requests=N sent=N duration_us=N rps=N p50_us=N p99_us=N non2xx=N errors=N wrapped=N
@@ -21,6 +24,10 @@ end
 function init(args)
   local file = args[1]
   mode = args[2] or "random"
+  cookie = args[3]
+  if cookie == "" then
+    cookie = nil
+  end
   if mode == "once" then
     -- FILE.N when the tokens were split per thread, else FILE itself (-t1).
     local f = io.open(file .. "." .. id)
@@ -34,7 +41,11 @@ function init(args)
   tokens = {}
   for line in io.lines(file) do
     if #line > 0 then
-      tokens[#tokens + 1] = "Bearer " .. line
+      if cookie then
+        tokens[#tokens + 1] = cookie .. "=" .. line
+      else
+        tokens[#tokens + 1] = "Bearer " .. line
+      end
     end
   end
   n = #tokens
@@ -59,7 +70,11 @@ function request()
   else
     i = math.random(n)
   end
-  headers["Authorization"] = tokens[i]
+  if cookie then
+    headers["Cookie"] = tokens[i]
+  else
+    headers["Authorization"] = tokens[i]
+  end
   return wrk.format(nil, nil, headers)
 end
 
