@@ -460,6 +460,17 @@ if ((rows_on)); then
     done
   done
 
+  # Rows 20-22 send one warm token (as a cookie, or through a limit never
+  # reached) and must be answered 200 every time; row 23 must be refused:
+  # otherwise a row would measure something other than what it says (a
+  # cookie tokens.lua failed to send, a limit that never applied).
+  for row in 20 21 22; do
+    bad=$(sed -nE 's/.* non2xx=([0-9]+).*/\1/p' "$work/res/$row" | awk '{ s += $1 } END { print s + 0 }')
+    ((bad == 0)) || die "row $row: $bad answers not 2xx: ${rowname[$row]} should be answered 200"
+  done
+  bad=$(sed -nE 's/.* non2xx=([0-9]+).*/\1/p' "$work/res/23" | awk '{ s += $1 } END { print s + 0 }')
+  ((bad > 0)) || die "row 23: no answer was refused: the $limit_low limit did not apply"
+
   # Refresh-ahead: a gateway whose cache.ttl is ahead_ttl, warmed with the
   # 10 000 tokens and then sent them for 3 × ttl, so every verdict comes up
   # for renewal three times while in use; its p99 is compared with the bare
@@ -702,7 +713,7 @@ if ((rows_on)); then
 - no target, for reading: row 6 (auth service stopped) = $(ratio "${m_rps[6]}" "${m_rps[5]}") × row 5 requests/s with ${m_bad[6]} errors (cached tokens should keep full speed)"
   [ -n "${m_rps[21]:-}" ] && targets+="
 - no target, for reading: browser mode (row 21, the token in the access cookie) = ${m_ratio[21]} × row 20 requests/s (the same cookie through the bare proxy) and ${m_cpur[21]} × its CPU per request; row 3 (Authorization header) = ${m_ratio[3]} and ${m_cpur[3]}
-- no target, for reading: a route rate limit never reached (row 22) costs $(awk -v a="${m_cpu[22]}" -v b="${m_cpu[3]}" 'BEGIN { printf "%+.1f", a - b }') µs CPU per request against row 3 (${m_cpu[22]} vs ${m_cpu[3]}; ${m_ratio[22]} × row 1 requests/s)
+- no target, for reading: a route rate limit never reached (row 22): ${m_cpu[22]} µs CPU per request against row 3's ${m_cpu[3]} ($(awk -v a="${m_cpu[22]}" -v b="${m_cpu[3]}" 'BEGIN { printf "%+.1f", a - b }') µs; paired by round against row 1, ${m_cpair[22]} × its CPU against row 3's ${m_cpair[3]}), ${m_ratio[22]} × row 1 requests/s against row 3's ${m_ratio[3]}
 - no target, for reading: an exceeded rate limit (row 23) answered $(printf '%.0f' "${m_rps[23]}") requests/s, $(field 23 non2xx | awk '{ s += $1 } END { print s + 0 }') of $(field 23 requests | awk '{ s += $1 } END { print s + 0 }') answers not 2xx (the route's 429 throttled), at ${m_cpu[23]} µs CPU per request (row 3, every request proxied: ${m_cpu[3]} µs)"
   [ -n "$warnings" ] && targets+="
 
