@@ -278,6 +278,12 @@ measure() {
   echo "$round ${line#RESULT } calls=$((after - before)) cpu_ticks=$((t1 - t0)) arrived=$((g1 - g0))" >>"$work/res/$row"
 }
 
+field() { # field ROW NAME: that field of every round, one per line
+  sed -nE "s/.* $2=([0-9.]+).*/\1/p" "$work/res/$1"
+}
+# total ROW NAME: that field summed over the rounds.
+total() { field "$1" "$2" | awk '{ s += $1 } END { print s + 0 }'; }
+
 rowname=(
   ""
   "bare httputil.ReverseProxy + the gateway's headers, 1 token"
@@ -465,10 +471,10 @@ if ((rows_on)); then
   # otherwise a row would measure something other than what it says (a
   # cookie tokens.lua failed to send, a limit that never applied).
   for row in 20 21 22; do
-    bad=$(sed -nE 's/.* non2xx=([0-9]+).*/\1/p' "$work/res/$row" | awk '{ s += $1 } END { print s + 0 }')
+    bad=$(total "$row" non2xx)
     ((bad == 0)) || die "row $row: $bad answers not 2xx: ${rowname[$row]} should be answered 200"
   done
-  bad=$(sed -nE 's/.* non2xx=([0-9]+).*/\1/p' "$work/res/23" | awk '{ s += $1 } END { print s + 0 }')
+  bad=$(total 23 non2xx)
   ((bad > 0)) || die "row 23: no answer was refused: the $limit_low limit did not apply"
 
   # Refresh-ahead: a gateway whose cache.ttl is ahead_ttl, warmed with the
@@ -626,9 +632,6 @@ fi
 
 # ---- report -----------------------------------------------------------
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print 0 } else if (NR % 2) { print v[(NR + 1) / 2] } else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 } }'; }
-field() { # field ROW NAME: that field of every round, one per line
-  sed -nE "s/.* $2=([0-9.]+).*/\1/p" "$work/res/$1"
-}
 # cpu_us ROW: the server's CPU time per answered request, in µs, of every round.
 cpu_us() {
   awk -v hz="$hz" '{ delete v; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
@@ -714,7 +717,7 @@ if ((rows_on)); then
   [ -n "${m_rps[21]:-}" ] && targets+="
 - no target, for reading: browser mode (row 21, the token in the access cookie) = ${m_ratio[21]} × row 20 requests/s (the same cookie through the bare proxy) and ${m_cpur[21]} × its CPU per request; row 3 (Authorization header) = ${m_ratio[3]} and ${m_cpur[3]}
 - no target, for reading: a route rate limit never reached (row 22): ${m_cpu[22]} µs CPU per request against row 3's ${m_cpu[3]} ($(awk -v a="${m_cpu[22]}" -v b="${m_cpu[3]}" 'BEGIN { printf "%+.1f", a - b }') µs; paired by round against row 1, ${m_cpair[22]} × its CPU against row 3's ${m_cpair[3]}), ${m_ratio[22]} × row 1 requests/s against row 3's ${m_ratio[3]}
-- no target, for reading: an exceeded rate limit (row 23) answered $(printf '%.0f' "${m_rps[23]}") requests/s, $(field 23 non2xx | awk '{ s += $1 } END { print s + 0 }') of $(field 23 requests | awk '{ s += $1 } END { print s + 0 }') answers not 2xx (the route's 429 throttled), at ${m_cpu[23]} µs CPU per request (row 3, every request proxied: ${m_cpu[3]} µs)"
+- no target, for reading: an exceeded rate limit (row 23) answered $(printf '%.0f' "${m_rps[23]}") requests/s, $(total 23 non2xx) of $(total 23 requests) answers not 2xx (the route's 429 throttled), at ${m_cpu[23]} µs CPU per request (row 3, every request proxied: ${m_cpu[3]} µs)"
   [ -n "$warnings" ] && targets+="
 
 Warnings:$warnings"
