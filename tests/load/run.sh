@@ -42,6 +42,7 @@
 #   bash tests/load/run.sh --memory-only
 #   bash tests/load/run.sh --instructions-only  # only the callgrind step (~2 min)
 #   LOAD_SMAPS=/tmp/mem.smaps bash tests/load/run.sh --memory-only   # also keep the gateway's /proc/PID/smaps
+#   LOAD_CALLGRIND=/tmp/cg bash tests/load/run.sh --instructions-only  # also keep the callgrind dumps (callgrind_annotate)
 #   bash tests/load/run.sh --cpuprofile /tmp/prof   # gateways under pprof: /tmp/prof/NAME.pprof, NAME.heap
 #
 # Options: --rounds N, --duration D (wrk's: 10s, 1m), --threads N and
@@ -75,7 +76,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --cpuprofile) profdir=$2; shift 2 ;;
     --smoke) smoke=1; shift ;;
-    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -628,6 +629,9 @@ $(irow "jwtgate, auth: none" "$ir_none")
 $(irow "jwtgate, remote, warm (1 token)" "$ir_warm")
 $(irow "jwtgate, remote, warm ($instr_tokens tokens of 1000 users)" "$ir_many")"
   kill "${pid[vgbare]}" "${pid[vgbareh]}" "${pid[vggw]}" 2>/dev/null || true
+  if [ -n "${LOAD_CALLGRIND:-}" ]; then
+    mkdir -p "$LOAD_CALLGRIND" && cp "$work"/*.cg.* "$LOAD_CALLGRIND"/ && log "callgrind dumps kept in $LOAD_CALLGRIND"
+  fi
 fi
 
 # ---- report -----------------------------------------------------------
