@@ -142,16 +142,11 @@ type identityBlock struct {
 // users in use the misses showed in the load rows' profiles).
 func (idn identity) values(u *models.User) identityValues {
 	all := idn.standard(u)
-	size := 0
-	for _, h := range all {
-		size += len(h.value[0])
+	var parts [len(all)]string
+	for i, h := range all {
+		parts[i] = h.value[0]
 	}
-	var joined strings.Builder
-	joined.Grow(size)
-	for _, h := range all {
-		joined.WriteString(h.value[0])
-	}
-	text := joined.String()
+	text := strings.Join(parts[:], "")
 	b := new(identityBlock)
 	n, off := 0, 0
 	for _, h := range all {
